@@ -1,8 +1,22 @@
 //! vzfs: the mount library shared by `vzfs-hook`, `vzfs-migrate` and `vzfs-create`.
 //!
 //! It owns everything that touches a container's own filesystem: reading vzctl's
-//! configuration (never as shell), resolving and probing `VE_DEVICE`, parsing
-//! `/proc/self/mountinfo`, the per-container lock, and the premount/postumount
-//! operations. All mount(2)/umount2(2)/flock(2) calls go through [`sys::Sys`].
+//! configuration (never as shell) in [`config`], resolving and probing
+//! `VE_DEVICE` in [`device`], parsing mountinfo in [`mountinfo`], the
+//! per-container lock in [`lock`], and the premount/postumount operations in
+//! [`hook`]. All mount(2)/umount2(2)/flock(2) calls go through [`sys::Sys`].
 
 pub mod config;
+pub mod device;
+pub mod error;
+pub mod fsck;
+pub mod holders;
+pub mod hook;
+pub mod lock;
+pub mod log;
+pub mod mountinfo;
+pub mod paths;
+pub mod sys;
+pub mod timefmt;
+
+pub use error::{Error, Result};

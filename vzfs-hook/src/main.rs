@@ -1,1 +1,153 @@
-fn main() {}
+//! `vzfs-hook`: vzctl's `vps.premount` / `vps.postumount` action script (it
+//! dispatches on the name it was started as), and admin subcommands
+//! `premount`, `postumount` and `status`. Thin: all work is in the library.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use vzfs::config::{validate_ctid, VzConfig, VzEtc};
+use vzfs::error::{chain, exit, Error};
+use vzfs::hook::{self, CtFs};
+use vzfs::sys::RealSys;
+
+#[derive(Parser)]
+#[command(name = "vzfs-hook", version, about = "Mount an OpenVZ container's own device (VE_DEVICE) on VE_PRIVATE, safely", long_about = None)]
+struct Cli {
+    /// vzctl's configuration directory
+    #[arg(long, default_value = "/etc/vz", global = true)]
+    etc_vz: PathBuf,
+    /// More detail (repeat for debug)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only errors and warnings
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    cmd: OpCmd,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Premount,
+    Postumount,
+    Status,
+}
+
+#[derive(clap::Args)]
+struct OpArgs {
+    /// Container ID
+    ctid: String,
+}
+
+#[derive(Subcommand)]
+enum OpCmd {
+    /// Mount VE_DEVICE on VE_PRIVATE (what vps.premount does)
+    Premount(OpArgs),
+    /// Unmount VE_DEVICE from VE_PRIVATE (what vps.postumount does)
+    Postumount(OpArgs),
+    /// Show what would be mounted where, and what is mounted now
+    Status(OpArgs),
+}
+
+fn run(
+    op: Op,
+    etc: &VzEtc,
+    ctid: &str,
+    ct_conf: PathBuf,
+    verbosity: Option<u8>,
+    hook_mode: bool,
+) -> Result<(), Error> {
+    validate_ctid(ctid)?;
+    let loaded = VzConfig::load_files(&etc.global_conf(), &ct_conf, ctid)
+        .map_err(Error::from)
+        .and_then(|cfg| CtFs::from_config(&cfg));
+    let level = |ct: Option<&CtFs>| verbosity.or(ct.and_then(|c| c.verbosity)).unwrap_or(1);
+    let ct = match loaded {
+        Ok(ct) => ct,
+        Err(e) => {
+            vzfs::log::init("vzfs-hook", level(None), hook_mode);
+            return Err(e);
+        }
+    };
+    vzfs::log::init("vzfs-hook", level(Some(&ct)), hook_mode);
+    match op {
+        Op::Premount => hook::premount(&RealSys, etc, &ct).map(drop),
+        Op::Postumount => hook::postumount(&RealSys, etc, &ct).map(drop),
+        Op::Status => {
+            print!("{}", hook::status(&RealSys, &ct)?);
+            Ok(())
+        }
+    }
+}
+
+fn finish(r: Result<(), Error>, what: &str) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::from(exit::OK as u8),
+        Err(e) => {
+            vzfs::log::error(&format!("{what}: {}", chain(&e)));
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let argv0 = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let name = argv0
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let hook_op = if name.ends_with(".premount") {
+        Some(Op::Premount)
+    } else if name.ends_with(".postumount") {
+        Some(Op::Postumount)
+    } else {
+        None
+    };
+    if let Some(op) = hook_op {
+        // Started by vzctl: VEID and VE_CONFFILE are all it passes.
+        let what = if op == Op::Premount {
+            "premount"
+        } else {
+            "postumount"
+        };
+        let Some(ctid) = std::env::var_os("VEID").map(|v| v.to_string_lossy().into_owned()) else {
+            vzfs::log::init("vzfs-hook", 1, true);
+            return finish(Err(Error::Usage(format!("{name}: VEID is not set; this is a vzctl action script (run `vzfs-hook {what} CTID` by hand)"))), what);
+        };
+        let etc = VzEtc::default();
+        let ct_conf = std::env::var_os("VE_CONFFILE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| etc.ct_conf(&ctid));
+        return finish(
+            run(op, &etc, &ctid, ct_conf, None, true),
+            &format!("{what} CT {ctid}"),
+        );
+    }
+    let cli = Cli::parse();
+    let verbosity = if cli.quiet {
+        Some(0)
+    } else if cli.verbose > 0 {
+        Some(1 + cli.verbose)
+    } else {
+        None
+    };
+    let etc = VzEtc::new(cli.etc_vz);
+    let (op, args) = match cli.cmd {
+        OpCmd::Premount(a) => (Op::Premount, a),
+        OpCmd::Postumount(a) => (Op::Postumount, a),
+        OpCmd::Status(a) => (Op::Status, a),
+    };
+    let what = match op {
+        Op::Premount => "premount",
+        Op::Postumount => "postumount",
+        Op::Status => "status",
+    };
+    let ct_conf = etc.ct_conf(&args.ctid);
+    finish(
+        run(op, &etc, &args.ctid, ct_conf, verbosity, true),
+        &format!("{what} CT {}", args.ctid),
+    )
+}

@@ -1,0 +1,551 @@
+//! `VE_DEVICE` resolution and superblock probing.
+//!
+//! A spec is a device path (symlinks such as `/dev/disk/by-id/...` are
+//! followed), `UUID=...` or `LABEL=...`. UUID and LABEL are matched by reading
+//! the superblock of every block device that has a node in this node's `/dev`;
+//! two matches are an error, never a guess. The filesystem type is read from
+//! the superblock (ext2/3/4, xfs, btrfs are recognised; LUKS, swap and
+//! partition tables are named so the admin gets a useful error), never found
+//! by trying types. Reads use `O_DIRECT` where the device allows it: on a SAN
+//! the other node writes behind this node's page cache.
+//!
+//! This module also reads the ext4 multi-mount-protection (MMP) block and
+//! checks whether anything on this node still holds a device exclusively.
+
+use crate::error::{Error, Result};
+use crate::mountinfo::DevNum;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// How `VE_DEVICE` names the device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSpec {
+    Path(PathBuf),
+    Uuid(String),
+    Label(String),
+}
+
+impl DeviceSpec {
+    pub fn parse(s: &str) -> std::result::Result<DeviceSpec, String> {
+        if let Some(u) = s.strip_prefix("UUID=") {
+            if u.is_empty() {
+                return Err("UUID= is empty".into());
+            }
+            Ok(DeviceSpec::Uuid(u.to_ascii_lowercase()))
+        } else if let Some(l) = s.strip_prefix("LABEL=") {
+            if l.is_empty() {
+                return Err("LABEL= is empty".into());
+            }
+            Ok(DeviceSpec::Label(l.to_string()))
+        } else if s.starts_with('/') {
+            Ok(DeviceSpec::Path(PathBuf::from(s)))
+        } else {
+            Err(format!(
+                "{s:?} is neither an absolute device path, UUID=... nor LABEL=..."
+            ))
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceSpec::Path(p) => write!(f, "{}", p.display()),
+            DeviceSpec::Uuid(u) => write!(f, "UUID={u}"),
+            DeviceSpec::Label(l) => write!(f, "LABEL={l}"),
+        }
+    }
+}
+
+/// A resolved block device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// The canonical device node, e.g. `/dev/loop3`.
+    pub node: PathBuf,
+    pub dev: DevNum,
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.node.display(), self.dev)
+    }
+}
+
+/// ext2/3/4 details that matter for fsck and MMP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtInfo {
+    pub block_size: u64,
+    /// `s_state` has EXT2_VALID_FS.
+    pub clean: bool,
+    /// `s_state` has EXT2_ERROR_FS.
+    pub errors: bool,
+    /// The journal needs replaying (unclean shutdown).
+    pub needs_recovery: bool,
+    /// MMP block number and update interval, when the feature is on.
+    pub mmp: Option<(u64, u16)>,
+    /// Last mount time (seconds since the epoch).
+    pub mtime: u64,
+    /// Directory where it was last mounted (`s_last_mounted`).
+    pub last_mounted: String,
+}
+
+/// What the superblock says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsInfo {
+    pub fstype: String,
+    pub uuid: Option<String>,
+    pub label: Option<String>,
+    pub ext: Option<ExtInfo>,
+}
+
+/// Result of [`probe`]: a filesystem, or something else we can name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    Fs(FsInfo),
+    /// Not a filesystem: "LUKS", "swap", "a partition table", or nothing known.
+    Other(&'static str),
+}
+
+fn le16(b: &[u8], o: usize) -> u16 {
+    u16::from_le_bytes([b[o], b[o + 1]])
+}
+fn le32(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
+}
+fn le64(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
+}
+
+fn uuid_text(b: &[u8]) -> Option<String> {
+    if b.iter().all(|&x| x == 0) {
+        return None;
+    }
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
+}
+
+fn cstr(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+fn label(b: &[u8]) -> Option<String> {
+    let s = cstr(b);
+    if s.is_empty() {
+        None
+    } else {
+        Some(s)
+    }
+}
+
+/// An aligned buffer for `O_DIRECT` reads.
+struct Aligned {
+    ptr: *mut u8,
+    layout: std::alloc::Layout,
+}
+impl Aligned {
+    fn new(len: usize) -> Aligned {
+        let layout = std::alloc::Layout::from_size_align(len, 4096).unwrap();
+        // SAFETY: non-zero size layout.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        assert!(!ptr.is_null(), "out of memory");
+        Aligned { ptr, layout }
+    }
+    fn as_mut(&mut self) -> &mut [u8] {
+        // SAFETY: ptr is valid for layout.size() bytes and uniquely owned.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.layout.size()) }
+    }
+}
+impl Drop for Aligned {
+    fn drop(&mut self) {
+        // SAFETY: allocated with this layout.
+        unsafe { std::alloc::dealloc(self.ptr, self.layout) }
+    }
+}
+
+/// An open device that reads around the page cache when it can.
+pub struct Reader {
+    file: File,
+    path: PathBuf,
+}
+
+impl Reader {
+    pub fn open(path: &Path) -> Result<Reader> {
+        let direct = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path);
+        let file = match direct {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+                .open(path)
+                .map_err(|e| Error::io("open for reading", path, e))?,
+            Err(e) => return Err(Error::io("open for reading", path, e)),
+        };
+        Ok(Reader {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Reads `len` bytes at `off`; both are rounded out to 4 KiB for O_DIRECT.
+    pub fn read_at(&self, off: u64, len: usize) -> Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let start = off & !4095;
+        let end = (off + len as u64 + 4095) & !4095;
+        let mut buf = Aligned::new((end - start) as usize);
+        let b = buf.as_mut();
+        let mut done = 0;
+        while done < b.len() {
+            match self.file.read_at(&mut b[done..], start + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("read", &self.path, e)),
+            }
+        }
+        let lo = (off - start) as usize;
+        let hi = (lo + len).min(done);
+        Ok(if lo >= hi {
+            Vec::new()
+        } else {
+            b[lo..hi].to_vec()
+        })
+    }
+}
+
+/// Reads the superblock(s) of `path` (a block device or an image file).
+pub fn probe(path: &Path) -> Result<Probe> {
+    let r = Reader::open(path)?;
+    let head = r.read_at(0, 4096)?;
+    probe_bytes(&head, || r.read_at(65536, 4096))
+}
+
+/// Probe logic over the first 4 KiB; `btrfs` reads the superblock at 64 KiB on demand.
+pub fn probe_bytes(head: &[u8], btrfs: impl FnOnce() -> Result<Vec<u8>>) -> Result<Probe> {
+    if head.len() >= 2048 && le16(head, 1024 + 0x38) == 0xEF53 {
+        let sb = &head[1024..2048];
+        let compat = le32(sb, 0x5C);
+        let incompat = le32(sb, 0x60);
+        let ro_compat = le32(sb, 0x64);
+        let has_journal = compat & 0x4 != 0;
+        // Features ext3 does not know: ext4 (as blkid decides).
+        let ext4_incompat = incompat & !(0x0002 | 0x0004 | 0x0008 | 0x0010) != 0;
+        let ext4_ro = ro_compat & !(0x0001 | 0x0002 | 0x0004) != 0;
+        let fstype = if ext4_incompat || ext4_ro {
+            "ext4"
+        } else if has_journal {
+            "ext3"
+        } else {
+            "ext2"
+        };
+        let state = le16(sb, 0x3A);
+        let mmp = if incompat & 0x100 != 0 {
+            Some((le64(sb, 0x168), le16(sb, 0x166)))
+        } else {
+            None
+        };
+        return Ok(Probe::Fs(FsInfo {
+            fstype: fstype.into(),
+            uuid: uuid_text(&sb[0x68..0x78]),
+            label: label(&sb[0x78..0x88]),
+            ext: Some(ExtInfo {
+                block_size: 1024u64 << le32(sb, 0x18).min(16),
+                clean: state & 1 != 0,
+                errors: state & 2 != 0,
+                needs_recovery: incompat & 0x4 != 0,
+                mmp,
+                mtime: le32(sb, 0x2C) as u64,
+                last_mounted: cstr(&sb[0x88..0xC8]),
+            }),
+        }));
+    }
+    if head.len() >= 512 && &head[0..4] == b"XFSB" {
+        return Ok(Probe::Fs(FsInfo {
+            fstype: "xfs".into(),
+            uuid: uuid_text(&head[32..48]),
+            label: label(&head[108..120]),
+            ext: None,
+        }));
+    }
+    if head.len() >= 6 && &head[0..6] == b"LUKS\xba\xbe" {
+        return Ok(Probe::Other(
+            "a LUKS encrypted volume (open it with cryptsetup and use the mapped device)",
+        ));
+    }
+    if head.len() >= 4096
+        && (&head[4086..4096] == b"SWAPSPACE2" || &head[4086..4096] == b"SWAP-SPACE")
+    {
+        return Ok(Probe::Other("swap space"));
+    }
+    let b = btrfs()?;
+    if b.len() >= 0x12b + 256 && &b[0x40..0x48] == b"_BHRfS_M" {
+        return Ok(Probe::Fs(FsInfo {
+            fstype: "btrfs".into(),
+            uuid: uuid_text(&b[0x20..0x30]),
+            label: label(&b[0x12b..0x12b + 256]),
+            ext: None,
+        }));
+    }
+    if head.len() >= 512 && head[510] == 0x55 && head[511] == 0xAA {
+        return Ok(Probe::Other(
+            "a partition table (use one of its partitions)",
+        ));
+    }
+    Ok(Probe::Other(
+        "no filesystem that vzfs recognises (ext2/3/4, xfs, btrfs)",
+    ))
+}
+
+/// Block devices that have a node in this node's `/dev` (so a lab host, or a
+/// real node, sees only its own disks): (node, device number). Empty devices
+/// (size 0, e.g. unattached loop devices) are left out.
+pub fn block_devices() -> Vec<(PathBuf, DevNum)> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/sys/class/block") else {
+        return out;
+    };
+    for ent in rd.flatten() {
+        let name = ent.file_name();
+        let sys = ent.path();
+        let Some(dev) = std::fs::read_to_string(sys.join("dev"))
+            .ok()
+            .and_then(|s| DevNum::parse(&s))
+        else {
+            continue;
+        };
+        if std::fs::read_to_string(sys.join("size"))
+            .map(|s| s.trim() == "0")
+            .unwrap_or(true)
+        {
+            continue;
+        }
+        let node = Path::new("/dev").join(&name);
+        match std::fs::metadata(&node) {
+            Ok(m) if m.file_type().is_block_device() && DevNum::from_rdev(m.rdev()) == dev => {
+                out.push((node, dev))
+            }
+            _ => {}
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The node in `/dev` of a device number, if this node has one.
+pub fn node_for(dev: DevNum) -> Option<PathBuf> {
+    let link = std::fs::read_link(format!("/sys/dev/block/{dev}")).ok()?;
+    let node = Path::new("/dev").join(link.file_name()?);
+    let m = std::fs::metadata(&node).ok()?;
+    (m.file_type().is_block_device() && DevNum::from_rdev(m.rdev()) == dev).then_some(node)
+}
+
+/// Resolves a spec to exactly one block device on this node.
+pub fn resolve(spec: &DeviceSpec) -> Result<Device> {
+    match spec {
+        DeviceSpec::Path(p) => {
+            let node = std::fs::canonicalize(p).map_err(|e| {
+                Error::device(
+                    p.display(),
+                    format!("does not exist on this node ({e}); device names can differ between nodes: check `lsblk` here, or use UUID=..."),
+                )
+            })?;
+            let m = std::fs::metadata(&node).map_err(|e| Error::io("stat", &node, e))?;
+            if !m.file_type().is_block_device() {
+                return Err(Error::device(
+                    p.display(),
+                    format!("{} is not a block device", node.display()),
+                ));
+            }
+            Ok(Device {
+                node,
+                dev: DevNum::from_rdev(m.rdev()),
+            })
+        }
+        DeviceSpec::Uuid(_) | DeviceSpec::Label(_) => {
+            let mut found = Vec::new();
+            for (node, dev) in block_devices() {
+                let Ok(Probe::Fs(fs)) = probe(&node) else {
+                    continue;
+                };
+                let hit = match spec {
+                    DeviceSpec::Uuid(u) => fs.uuid.as_deref() == Some(u.as_str()),
+                    DeviceSpec::Label(l) => fs.label.as_deref() == Some(l.as_str()),
+                    DeviceSpec::Path(_) => false,
+                };
+                if hit {
+                    found.push(Device { node, dev });
+                }
+            }
+            match found.len() {
+                0 => Err(Error::device(spec, "no block device on this node holds a filesystem with it; check that the LUN is presented to this node (`blkid`)")),
+                1 => Ok(found.pop().unwrap()),
+                _ => Err(Error::device(
+                    spec,
+                    format!(
+                        "matches {} devices ({}): the same LUN through several paths, or a cloned filesystem; set VE_DEVICE to the one device to use",
+                        found.len(),
+                        found.iter().map(|d| d.node.display().to_string()).collect::<Vec<_>>().join(", ")
+                    ),
+                )),
+            }
+        }
+    }
+}
+
+/// True when nothing on this node holds the device exclusively (a mounted
+/// filesystem in any mount namespace does). Uses `open(O_EXCL)` on the node.
+pub fn is_released(node: &Path) -> Result<bool> {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_EXCL | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(node)
+    {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Ok(false),
+        Err(e) => Err(Error::io("open exclusively", node, e)),
+    }
+}
+
+/// MMP sequence values with a meaning (ext4's `EXT4_MMP_SEQ_*`).
+pub const MMP_SEQ_CLEAN: u32 = 0xFF4D_4D50;
+pub const MMP_SEQ_FSCK: u32 = 0xE24D_4D50;
+pub const MMP_SEQ_MAX: u32 = 0xE24D_4D4F;
+const MMP_MAGIC: u32 = 0x004D_4D50;
+
+/// The ext4 MMP block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mmp {
+    pub seq: u32,
+    pub time: u64,
+    pub nodename: String,
+    pub bdevname: String,
+    pub check_interval: u16,
+}
+
+impl Mmp {
+    pub fn is_clean(&self) -> bool {
+        self.seq == MMP_SEQ_CLEAN
+    }
+    pub fn is_fsck(&self) -> bool {
+        self.seq == MMP_SEQ_FSCK
+    }
+}
+
+/// Reads the MMP block of an ext4 filesystem (bypassing the page cache).
+pub fn read_mmp(node: &Path, ext: &ExtInfo) -> Result<Option<Mmp>> {
+    let Some((block, _)) = ext.mmp else {
+        return Ok(None);
+    };
+    let r = Reader::open(node)?;
+    let b = r.read_at(block * ext.block_size, 1024)?;
+    if b.len() < 116 || le32(&b, 0) != MMP_MAGIC {
+        return Err(Error::device(
+            node.display(),
+            format!("MMP block {block} has no MMP magic; run e2fsck on the device"),
+        ));
+    }
+    Ok(Some(Mmp {
+        seq: le32(&b, 4),
+        time: le64(&b, 8),
+        nodename: cstr(&b[16..80]),
+        bdevname: cstr(&b[80..112]),
+        check_interval: le16(&b, 112),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_parsing() {
+        assert_eq!(
+            DeviceSpec::parse("/dev/sdg1").unwrap(),
+            DeviceSpec::Path("/dev/sdg1".into())
+        );
+        assert_eq!(
+            DeviceSpec::parse("UUID=ABCD-1").unwrap(),
+            DeviceSpec::Uuid("abcd-1".into())
+        );
+        assert_eq!(
+            DeviceSpec::parse("LABEL=ct101").unwrap(),
+            DeviceSpec::Label("ct101".into())
+        );
+        assert!(DeviceSpec::parse("sdg1").is_err());
+        assert!(DeviceSpec::parse("UUID=").is_err());
+    }
+
+    fn ext_sb(incompat: u32, compat: u32, state: u16) -> Vec<u8> {
+        let mut b = vec![0u8; 4096];
+        let sb = &mut b[1024..2048];
+        sb[0x38..0x3A].copy_from_slice(&0xEF53u16.to_le_bytes());
+        sb[0x3A..0x3C].copy_from_slice(&state.to_le_bytes());
+        sb[0x18..0x1C].copy_from_slice(&2u32.to_le_bytes());
+        sb[0x5C..0x60].copy_from_slice(&compat.to_le_bytes());
+        sb[0x60..0x64].copy_from_slice(&incompat.to_le_bytes());
+        sb[0x68..0x78].copy_from_slice(&[
+            0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 1, 2, 3, 4, 5, 6, 7, 8,
+        ]);
+        sb[0x78..0x7d].copy_from_slice(b"ct101");
+        sb[0x166..0x168].copy_from_slice(&5u16.to_le_bytes());
+        sb[0x168..0x170].copy_from_slice(&1234u64.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn ext_variants() {
+        let none = || -> Result<Vec<u8>> { Ok(vec![0; 4096]) };
+        let Probe::Fs(f) = probe_bytes(&ext_sb(0, 0, 1), none).unwrap() else {
+            panic!()
+        };
+        assert_eq!(f.fstype, "ext2");
+        let Probe::Fs(f) = probe_bytes(&ext_sb(0x2, 0x4, 1), none).unwrap() else {
+            panic!()
+        };
+        assert_eq!(f.fstype, "ext3");
+        let Probe::Fs(f) = probe_bytes(&ext_sb(0x2 | 0x40 | 0x100 | 0x4, 0x4, 2), none).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(f.fstype, "ext4");
+        assert_eq!(
+            f.uuid.as_deref(),
+            Some("12345678-9abc-def0-0102-030405060708")
+        );
+        assert_eq!(f.label.as_deref(), Some("ct101"));
+        let x = f.ext.unwrap();
+        assert_eq!(x.block_size, 4096);
+        assert!(!x.clean && x.errors && x.needs_recovery);
+        assert_eq!(x.mmp, Some((1234, 5)));
+    }
+
+    #[test]
+    fn other_contents_are_named() {
+        let none = || -> Result<Vec<u8>> { Ok(vec![0; 4096]) };
+        let mut b = vec![0u8; 4096];
+        b[0..6].copy_from_slice(b"LUKS\xba\xbe");
+        assert!(matches!(probe_bytes(&b, none).unwrap(), Probe::Other(s) if s.contains("LUKS")));
+        let mut b = vec![0u8; 4096];
+        b[510] = 0x55;
+        b[511] = 0xAA;
+        assert!(
+            matches!(probe_bytes(&b, none).unwrap(), Probe::Other(s) if s.contains("partition"))
+        );
+        assert!(matches!(
+            probe_bytes(&vec![0u8; 4096], none).unwrap(),
+            Probe::Other(_)
+        ));
+    }
+}

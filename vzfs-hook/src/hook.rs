@@ -1,0 +1,747 @@
+//! The premount and postumount operations (and `status`) on a container's
+//! own filesystem. These are the library entry points that `vzfs-hook`,
+//! `vzfs-migrate` and `vzfs-create` share: [`CtFs`] says which device goes on
+//! which private area (from a container's config, or built by a caller), and
+//! [`premount`] / [`postumount`] do every check, under the container's vzfs
+//! lock, and report one line per action.
+
+use crate::config::{VzConfig, VzEtc};
+use crate::device::{self, Device, DeviceSpec, FsInfo, Probe};
+use crate::error::{Error, Result};
+use crate::fsck::{self, FsckMode};
+use crate::holders;
+use crate::lock::CtLock;
+use crate::log;
+use crate::mountinfo::MountTable;
+use crate::paths::{self, MountPoint};
+use crate::sys::{self, MountRequest, Sys};
+use crate::timefmt;
+use nix::errno::Errno;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long premount/postumount wait for another vzfs operation on the same container.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long postumount keeps retrying an unmount that fails with EBUSY.
+pub const BUSY_RETRY: Duration = Duration::from_millis(1500);
+
+/// The device part of a container's settings.
+#[derive(Debug, Clone)]
+pub struct DeviceCfg {
+    pub spec: DeviceSpec,
+    /// Where `VE_DEVICE` was set, `file:line`, for messages.
+    pub origin: String,
+    pub fstype: Option<String>,
+    pub options: String,
+    pub fsck: FsckMode,
+}
+
+/// A container's filesystem settings.
+#[derive(Debug, Clone)]
+pub struct CtFs {
+    pub ctid: String,
+    pub private: PathBuf,
+    pub root: Option<PathBuf>,
+    /// `None`: a shared container (no `VE_DEVICE`).
+    pub device: Option<DeviceCfg>,
+    pub lockdir: PathBuf,
+    /// `VZFS_VERBOSE` from the config, if set.
+    pub verbosity: Option<u8>,
+}
+
+fn origin_of(cfg: &VzConfig, key: &str) -> String {
+    cfg.get(key)
+        .map(|v| format!("{}:{}", v.origin.path.display(), v.origin.line))
+        .unwrap_or_default()
+}
+
+fn conf_err(cfg: &VzConfig, key: &str, msg: String) -> Error {
+    Error::Usage(format!("{key} ({}): {msg}", origin_of(cfg, key)))
+}
+
+impl CtFs {
+    /// Reads the settings from a loaded configuration (global + container).
+    pub fn from_config(cfg: &VzConfig) -> Result<CtFs> {
+        let ctid = cfg.ctid().to_string();
+        let private = cfg.path_value("VE_PRIVATE")?.ok_or_else(|| {
+            Error::Usage(format!("CT {ctid}: VE_PRIVATE is set neither in the global config nor in the container's; set it (e.g. VE_PRIVATE=/vz/private/$VEID)"))
+        })?;
+        let root = cfg.path_value("VE_ROOT")?;
+        let lockdir = cfg
+            .path_value("LOCKDIR")?
+            .unwrap_or_else(|| PathBuf::from("/vz/lock"));
+        let verbosity = match cfg.literal("VZFS_VERBOSE")? {
+            None => None,
+            Some(v) => Some(v.raw.parse::<u8>().map_err(|_| {
+                conf_err(cfg, "VZFS_VERBOSE", format!("{:?} is not 0, 1 or 2", v.raw))
+            })?),
+        };
+        let device = match cfg.literal("VE_DEVICE")? {
+            None => None,
+            Some(v) if v.raw.is_empty() => None,
+            Some(v) => {
+                let spec = DeviceSpec::parse(&v.raw).map_err(|m| conf_err(cfg, "VE_DEVICE", m))?;
+                let fstype = cfg
+                    .literal("VE_DEVICE_FSTYPE")?
+                    .map(|v| v.raw.clone())
+                    .filter(|s| !s.is_empty());
+                if let Some(t) = &fstype {
+                    if !t
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+                    {
+                        return Err(conf_err(
+                            cfg,
+                            "VE_DEVICE_FSTYPE",
+                            format!("{t:?} is not a filesystem type name"),
+                        ));
+                    }
+                }
+                let options = cfg
+                    .literal("VE_DEVICE_OPTIONS")?
+                    .map(|v| v.raw.clone())
+                    .unwrap_or_default();
+                sys::parse_options(&options).map_err(|o| {
+                    conf_err(
+                        cfg,
+                        "VE_DEVICE_OPTIONS",
+                        format!("option {o:?} changes how mount(2) works and is not accepted here"),
+                    )
+                })?;
+                let fsck = match cfg.literal("VE_DEVICE_FSCK")? {
+                    None => FsckMode::Auto,
+                    Some(v) => FsckMode::parse(&v.raw).ok_or_else(|| {
+                        conf_err(
+                            cfg,
+                            "VE_DEVICE_FSCK",
+                            format!("{:?} must be no, auto or yes", v.raw),
+                        )
+                    })?,
+                };
+                Some(DeviceCfg {
+                    spec,
+                    origin: origin_of(cfg, "VE_DEVICE"),
+                    fstype,
+                    options,
+                    fsck,
+                })
+            }
+        };
+        Ok(CtFs {
+            ctid,
+            private,
+            root,
+            device,
+            lockdir,
+            verbosity,
+        })
+    }
+}
+
+/// What an operation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// No `VE_DEVICE`: nothing to do.
+    Shared,
+    Mounted {
+        device: PathBuf,
+        path: PathBuf,
+        fstype: String,
+    },
+    AlreadyMounted {
+        device: PathBuf,
+        path: PathBuf,
+    },
+    NotMounted {
+        path: PathBuf,
+    },
+    Unmounted {
+        device: PathBuf,
+        path: PathBuf,
+    },
+}
+
+fn read_table(sys: &dyn Sys) -> Result<MountTable> {
+    let text = sys
+        .mountinfo()
+        .map_err(|e| Error::io("read", sys::MOUNTINFO, e))?;
+    MountTable::parse(Path::new(sys::MOUNTINFO), &text).map_err(|e| Error::Io {
+        path: e.path.clone(),
+        op: "parse",
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+    })
+}
+
+/// Every other container's `VE_ROOT` and `VE_PRIVATE` (canonical where they
+/// exist), plus this container's own `VE_ROOT`.
+fn container_areas(etc: &VzEtc, ct: &CtFs) -> Result<Vec<(String, &'static str, PathBuf)>> {
+    let mut out = Vec::new();
+    let mut push = |id: &str, key: &'static str, p: PathBuf| {
+        let p = paths::canonical_if_exists(&p).ok().flatten().unwrap_or(p);
+        out.push((id.to_string(), key, p));
+    };
+    if let Some(r) = &ct.root {
+        push(&ct.ctid, "VE_ROOT", r.clone());
+    }
+    for (id, cfg) in other_containers(etc, &ct.ctid)? {
+        for key in ["VE_PRIVATE", "VE_ROOT"] {
+            if let Ok(Some(p)) = cfg.path_value(key) {
+                push(&id, key, p);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The merged configuration of every other container in the scripts directory.
+fn other_containers(etc: &VzEtc, own: &str) -> Result<Vec<(String, VzConfig)>> {
+    let global = match crate::config::read(&etc.global_conf()) {
+        Ok(g) => g,
+        Err(_) => crate::config::ConfigFile {
+            path: etc.global_conf(),
+            entries: Vec::new(),
+        },
+    };
+    let dir = etc.scripts_dir();
+    let rd = std::fs::read_dir(&dir).map_err(|e| Error::io("list container configs", &dir, e))?;
+    let mut out = Vec::new();
+    for ent in rd.flatten() {
+        let name = ent.file_name();
+        let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".conf")) else {
+            continue;
+        };
+        if id == own || id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        // A broken config of another container must not stop this one.
+        if let Ok(f) = crate::config::read(&ent.path()) {
+            out.push((id.to_string(), VzConfig::from_files(global.clone(), f, id)));
+        }
+    }
+    Ok(out)
+}
+
+/// Refuses when the same filesystem (by UUID) is mounted on this node
+/// through another device node. Uses the kernel's per-type list of mounted
+/// devices in `/sys/fs/<type>`, which covers every mount namespace.
+fn check_same_fs_elsewhere(fs: &FsInfo, dev: &Device) -> Result<()> {
+    let Some(uuid) = &fs.uuid else { return Ok(()) };
+    let dir = match fs.fstype.as_str() {
+        "ext2" | "ext3" | "ext4" => "/sys/fs/ext4",
+        "xfs" => "/sys/fs/xfs",
+        "btrfs" => {
+            if Path::new("/sys/fs/btrfs").join(uuid).exists() {
+                return Err(Error::refused(format!(
+                    "the btrfs filesystem UUID={uuid} on {} is already mounted on this node through another device; unmount it there first",
+                    dev.node.display()
+                )));
+            }
+            return Ok(());
+        }
+        _ => return Ok(()),
+    };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in rd.flatten() {
+        let node = Path::new("/dev").join(e.file_name());
+        if node == dev.node || e.file_name() == "features" {
+            continue;
+        }
+        let Ok(m) = std::fs::metadata(&node) else {
+            continue;
+        };
+        if !std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()) {
+            continue;
+        }
+        if let Ok(Probe::Fs(other)) = device::probe(&node) {
+            if other.uuid.as_deref() == Some(uuid.as_str()) {
+                let dn =
+                    crate::mountinfo::DevNum::from_rdev(std::os::unix::fs::MetadataExt::rdev(&m));
+                let wher = holders::namespaces_holding(dn, true);
+                return Err(Error::refused(format!(
+                    "the filesystem on {} (UUID={uuid}) is already mounted on this node through {}{}; mounting it twice corrupts it: unmount it there first",
+                    dev.node.display(),
+                    node.display(),
+                    if wher.is_empty() { String::new() } else { format!(" ({})", holders::describe_namespaces(&wher)) }
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the MMP block; refuses when another node is updating it.
+fn check_mmp(dev: &Device, fs: &FsInfo) -> Result<()> {
+    let Some(ext) = &fs.ext else { return Ok(()) };
+    let Some(first) = device::read_mmp(&dev.node, ext)? else {
+        return Ok(());
+    };
+    if first.is_clean() {
+        log::debug(&format!("MMP of {}: clean", dev.node.display()));
+        return Ok(());
+    }
+    let since = if ext.mtime > 0 {
+        format!(", mounted there since {}", timefmt::utc(ext.mtime))
+    } else {
+        String::new()
+    };
+    if first.is_fsck() {
+        return Err(Error::refused(format!(
+            "{}: e2fsck is running on node {:?} (its device {}) since {}; wait for it to finish",
+            dev.node.display(),
+            first.nodename,
+            first.bdevname,
+            timefmt::utc(first.time)
+        )));
+    }
+    let interval = ext.mmp.map(|(_, i)| i).unwrap_or(5).max(1) as u64;
+    let deadline = Duration::from_secs(2 * interval + 1);
+    log::info(&format!(
+        "{}: MMP block names node {:?} (last update {}); checking whether it is alive (up to {}s)",
+        dev.node.display(),
+        first.nodename,
+        timefmt::utc(first.time),
+        deadline.as_secs()
+    ));
+    let start = Instant::now();
+    while start.elapsed() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = device::read_mmp(&dev.node, ext)?.unwrap_or(first.clone());
+        if now.is_clean() {
+            return Ok(());
+        }
+        if now.seq != first.seq {
+            return Err(Error::refused(format!(
+                "{} is in use by node {:?} (its device {}){since}, MMP updated {}: the filesystem is mounted on another node. Stop the container there (or unmount it) before mounting it here",
+                dev.node.display(),
+                now.nodename,
+                now.bdevname,
+                timefmt::utc(now.time)
+            )));
+        }
+    }
+    log::warn(&format!(
+        "{}: MMP block names node {:?} but it has not been updated for {}s: that node seems to have died with the filesystem mounted; mounting (the kernel checks MMP again)",
+        dev.node.display(),
+        first.nodename,
+        deadline.as_secs()
+    ));
+    Ok(())
+}
+
+fn mount_hint(errno: Errno, fs: &str) -> String {
+    match errno {
+        Errno::EBUSY => {
+            "; the device is in use (on a SAN: maybe mounted on another node; see `dmesg`)".into()
+        }
+        Errno::EINVAL => {
+            format!("; wrong VE_DEVICE_OPTIONS for {fs}, or a damaged filesystem (see `dmesg`)")
+        }
+        Errno::ENODEV => format!("; this kernel has no {fs} support (load its module)"),
+        Errno::EROFS | Errno::EACCES => "; the device is read-only".into(),
+        _ => "; see `dmesg`".into(),
+    }
+}
+
+/// Mounts the container's device on its private area. Idempotent: the same
+/// device already mounted there is success.
+pub fn premount(sys: &dyn Sys, etc: &VzEtc, ct: &CtFs) -> Result<Outcome> {
+    let Some(dc) = &ct.device else {
+        log::debug(&format!(
+            "CT {}: no VE_DEVICE, a shared container: nothing to mount",
+            ct.ctid
+        ));
+        return Ok(Outcome::Shared);
+    };
+    let _lock = CtLock::acquire(sys, &ct.lockdir, &ct.ctid, LOCK_TIMEOUT)?;
+    let dev = device::resolve(&dc.spec)?;
+    let fs = match device::probe(&dev.node)? {
+        Probe::Fs(fs) => fs,
+        Probe::Other(what) => {
+            return Err(Error::device(
+                &dc.spec,
+                format!(
+                    "{} holds {what}; check VE_DEVICE ({})",
+                    dev.node.display(),
+                    dc.origin
+                ),
+            ));
+        }
+    };
+    let fstype =
+        match &dc.fstype {
+            None => fs.fstype.clone(),
+            Some(t) if *t == fs.fstype => t.clone(),
+            Some(t) if t == "ext4" && (fs.fstype == "ext2" || fs.fstype == "ext3") => t.clone(),
+            Some(t) => return Err(Error::device(
+                &dc.spec,
+                format!(
+                    "{} holds {}, but VE_DEVICE_FSTYPE says {t}; fix VE_DEVICE_FSTYPE or VE_DEVICE",
+                    dev.node.display(),
+                    fs.fstype
+                ),
+            )),
+        };
+    paths::ensure_dir(&ct.private)?;
+    let mp: MountPoint = paths::open_mount_point(&ct.private)?;
+    paths::check_not_inside(&mp.path, &ct.private, &container_areas(etc, ct)?)?;
+
+    let table = read_table(sys)?;
+    if let Some(top) = table.top_at(&mp.path) {
+        if top.dev == dev.dev {
+            log::info(&format!(
+                "CT {}: {} is already mounted on {}: nothing to do",
+                ct.ctid,
+                dev.node.display(),
+                mp.path.display()
+            ));
+            return Ok(Outcome::AlreadyMounted {
+                device: dev.node,
+                path: mp.path,
+            });
+        }
+        return Err(Error::refused(format!(
+            "CT {}: {} already has {} ({}, {}) mounted on it, not VE_DEVICE {}; unmount it or fix VE_PRIVATE/VE_DEVICE",
+            ct.ctid,
+            mp.path.display(),
+            top.source,
+            top.fstype,
+            top.dev,
+            dev
+        )));
+    }
+    let elsewhere: Vec<String> = table
+        .by_dev(dev.dev)
+        .map(|e| e.mount_point.display().to_string())
+        .collect();
+    if !elsewhere.is_empty() {
+        return Err(Error::refused(format!(
+            "CT {}: {} is already mounted at {}; a filesystem must be mounted once: unmount it there first",
+            ct.ctid,
+            dev,
+            elsewhere.join(", ")
+        )));
+    }
+    if !device::is_released(&dev.node)? {
+        let ns = holders::namespaces_holding(dev.dev, false);
+        return Err(Error::refused(format!(
+            "CT {}: {} is in use on this node: {}; release it first",
+            ct.ctid,
+            dev,
+            if ns.is_empty() {
+                "a process holds it open exclusively".to_string()
+            } else {
+                holders::describe_namespaces(&ns)
+            }
+        )));
+    }
+    check_same_fs_elsewhere(&fs, &dev)?;
+    check_mmp(&dev, &fs)?;
+    fsck::run(dc.fsck, &fs, &dev.node)?;
+
+    let (flags, data) = sys::parse_options(&dc.options)
+        .map_err(|o| Error::Usage(format!("VE_DEVICE_OPTIONS: option {o:?} is not accepted")))?;
+    if !mp.still_at_path() {
+        return Err(Error::refused(format!(
+            "{} was moved or replaced while being checked; refusing to mount",
+            mp.path.display()
+        )));
+    }
+    sys.mount(&MountRequest {
+        source: &dev.node,
+        target: mp.fd_path(),
+        target_display: &mp.path,
+        fstype: &fstype,
+        flags,
+        data: &data,
+    })
+    .map_err(|errno| Error::Mount {
+        op: "mount",
+        device: dev.node.display().to_string(),
+        path: mp.path.clone(),
+        errno,
+        hint: mount_hint(errno, &fstype),
+    })?;
+
+    let after = read_table(sys)?;
+    match after.top_at(&mp.path) {
+        Some(top) if top.dev == dev.dev => {}
+        other => {
+            return Err(Error::refused(format!(
+                "mounted {} but mountinfo shows {} at {}; check `findmnt {}` by hand",
+                dev.node.display(),
+                other
+                    .map(|e| format!("{} ({})", e.source, e.dev))
+                    .unwrap_or_else(|| "nothing".into()),
+                mp.path.display(),
+                mp.path.display()
+            )))
+        }
+    }
+    log::info(&format!(
+        "CT {}: mounted {} ({}) on {}",
+        ct.ctid,
+        dev.node.display(),
+        fstype,
+        mp.path.display()
+    ));
+    Ok(Outcome::Mounted {
+        device: dev.node,
+        path: mp.path,
+        fstype,
+    })
+}
+
+/// Unmounts the container's device from its private area, never lazily, and
+/// confirms the filesystem is released on this node.
+pub fn postumount(sys: &dyn Sys, _etc: &VzEtc, ct: &CtFs) -> Result<Outcome> {
+    let Some(dc) = &ct.device else {
+        log::debug(&format!(
+            "CT {}: no VE_DEVICE, a shared container: nothing to unmount",
+            ct.ctid
+        ));
+        return Ok(Outcome::Shared);
+    };
+    let _lock = CtLock::acquire(sys, &ct.lockdir, &ct.ctid, LOCK_TIMEOUT)?;
+    let Some(canon) = paths::canonical_if_exists(&ct.private)? else {
+        log::info(&format!(
+            "CT {}: {} does not exist: nothing is mounted",
+            ct.ctid,
+            ct.private.display()
+        ));
+        return Ok(Outcome::NotMounted {
+            path: ct.private.clone(),
+        });
+    };
+    let table = read_table(sys)?;
+    let Some(top) = table.top_at(&canon).cloned() else {
+        log::info(&format!(
+            "CT {}: nothing is mounted on {}: nothing to unmount",
+            ct.ctid,
+            canon.display()
+        ));
+        return Ok(Outcome::NotMounted { path: canon });
+    };
+    let dev = device::resolve(&dc.spec)?;
+    if top.dev != dev.dev {
+        return Err(Error::refused(format!(
+            "CT {}: {} has {} ({}) mounted on it, not VE_DEVICE {}; leaving it alone: check VE_DEVICE and unmount it by hand",
+            ct.ctid,
+            canon.display(),
+            top.source,
+            top.dev,
+            dev
+        )));
+    }
+    let others: Vec<String> = table
+        .by_dev(dev.dev)
+        .filter(|e| e.mount_point != canon)
+        .map(|e| {
+            let is_root = ct
+                .root
+                .as_deref()
+                .map(|r| {
+                    paths::canonical_if_exists(r).ok().flatten().as_deref()
+                        == Some(e.mount_point.as_path())
+                })
+                .unwrap_or(false);
+            format!(
+                "{}{}",
+                e.mount_point.display(),
+                if is_root {
+                    " (VE_ROOT: vzctl could not unmount the container)"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect();
+    if !others.is_empty() {
+        return Err(Error::Busy {
+            device: dev.node.display().to_string(),
+            path: canon,
+            holders: format!(
+                " (the filesystem is also mounted at {}; unmount that first)",
+                others.join(", ")
+            ),
+        });
+    }
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(20);
+    loop {
+        match sys.umount(&canon) {
+            Ok(()) => break,
+            Err(Errno::EBUSY) if start.elapsed() < BUSY_RETRY => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(250));
+            }
+            Err(Errno::EBUSY) => {
+                let procs = holders::processes_using(dev.dev);
+                let mut under: Vec<String> = table
+                    .under(&canon)
+                    .filter(|e| e.mount_point != canon)
+                    .map(|e| e.mount_point.display().to_string())
+                    .collect();
+                under.dedup();
+                let mut what = String::new();
+                if !procs.is_empty() {
+                    what.push_str(&format!(
+                        ": used by {}",
+                        holders::describe_processes(&procs)
+                    ));
+                }
+                if !under.is_empty() {
+                    what.push_str(&format!("; mounts below it: {}", under.join(", ")));
+                }
+                return Err(Error::Busy {
+                    device: dev.node.display().to_string(),
+                    path: canon,
+                    holders: what,
+                });
+            }
+            Err(errno) => {
+                return Err(Error::Mount {
+                    op: "umount",
+                    device: dev.node.display().to_string(),
+                    path: canon,
+                    errno,
+                    hint: String::new(),
+                });
+            }
+        }
+    }
+    let after = read_table(sys)?;
+    if let Some(top) = after.top_at(&canon) {
+        if top.dev == dev.dev {
+            return Err(Error::refused(format!("{} is still mounted on {} after the unmount (it was mounted twice there?); run postumount again", dev.node.display(), canon.display())));
+        }
+    }
+    if !device::is_released(&dev.node)? {
+        let ns = holders::namespaces_holding(dev.dev, true);
+        return Err(Error::StillAlive {
+            device: dev.node.display().to_string(),
+            path: canon,
+            held_by: if ns.is_empty() {
+                "a process holds the device open exclusively".into()
+            } else {
+                holders::describe_namespaces(&ns)
+            },
+        });
+    }
+    log::info(&format!(
+        "CT {}: unmounted {} from {}; the filesystem is released on this node",
+        ct.ctid,
+        dev.node.display(),
+        canon.display()
+    ));
+    Ok(Outcome::Unmounted {
+        device: dev.node,
+        path: canon,
+    })
+}
+
+/// A human-readable report: what would be mounted where, and what is mounted now.
+pub fn status(sys: &dyn Sys, ct: &CtFs) -> Result<String> {
+    let mut s = String::new();
+    let Some(dc) = &ct.device else {
+        s.push_str(&format!(
+            "CT {}: shared (no VE_DEVICE); VE_PRIVATE {}\n",
+            ct.ctid,
+            ct.private.display()
+        ));
+        return Ok(s);
+    };
+    s.push_str(&format!(
+        "CT {}: insulated: VE_DEVICE {} ({})\n",
+        ct.ctid, dc.spec, dc.origin
+    ));
+    let canon = paths::canonical_if_exists(&ct.private)?;
+    s.push_str(&format!(
+        "  VE_PRIVATE {}{}\n",
+        ct.private.display(),
+        match &canon {
+            Some(c) if *c != ct.private => format!(" (resolves to {})", c.display()),
+            Some(_) => String::new(),
+            None => " (does not exist yet)".into(),
+        }
+    ));
+    s.push_str(&format!(
+        "  options: type {}, options \"{}\", fsck {:?}\n",
+        dc.fstype.as_deref().unwrap_or("from the superblock"),
+        dc.options,
+        dc.fsck
+    ));
+    let table = read_table(sys)?;
+    match device::resolve(&dc.spec) {
+        Err(e) => s.push_str(&format!("  device: cannot resolve: {e}\n")),
+        Ok(dev) => {
+            match device::probe(&dev.node) {
+                Ok(Probe::Fs(fs)) => {
+                    s.push_str(&format!(
+                        "  device: {} holds {} UUID={} LABEL={}\n",
+                        dev,
+                        fs.fstype,
+                        fs.uuid.as_deref().unwrap_or("-"),
+                        fs.label.as_deref().unwrap_or("-")
+                    ));
+                    if let Some(ext) = &fs.ext {
+                        if let Ok(Some(m)) = device::read_mmp(&dev.node, ext) {
+                            let state = if m.is_clean() {
+                                "clean (not mounted on any node)".to_string()
+                            } else if m.is_fsck() {
+                                format!("e2fsck running on node {:?}", m.nodename)
+                            } else {
+                                format!(
+                                    "in use by node {:?} (device {}), last update {}",
+                                    m.nodename,
+                                    m.bdevname,
+                                    timefmt::utc(m.time)
+                                )
+                            };
+                            s.push_str(&format!("  MMP: {state}\n"));
+                        }
+                    }
+                }
+                Ok(Probe::Other(w)) => s.push_str(&format!("  device: {dev} holds {w}\n")),
+                Err(e) => s.push_str(&format!("  device: {dev}: {e}\n")),
+            }
+            let here: Vec<String> = table
+                .by_dev(dev.dev)
+                .map(|e| e.mount_point.display().to_string())
+                .collect();
+            let on_private = canon
+                .as_ref()
+                .and_then(|c| table.top_at(c))
+                .map(|e| e.dev == dev.dev)
+                .unwrap_or(false);
+            s.push_str(&format!(
+                "  mounted now: {}\n",
+                if on_private {
+                    format!("yes, on {}", canon.as_ref().unwrap().display())
+                } else if here.is_empty() {
+                    "no".to_string()
+                } else {
+                    format!("not on VE_PRIVATE, but at {}", here.join(", "))
+                }
+            ));
+            if !on_private && here.is_empty() {
+                if let Ok(false) = device::is_released(&dev.node) {
+                    s.push_str(&format!(
+                        "  warning: the device is held elsewhere on this node: {}\n",
+                        holders::describe_namespaces(&holders::namespaces_holding(dev.dev, false))
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(c) = &canon {
+        if let Some(top) = table.top_at(c) {
+            s.push_str(&format!(
+                "  on VE_PRIVATE: {} ({}, {})\n",
+                top.source, top.fstype, top.dev
+            ));
+        }
+    }
+    Ok(s)
+}

@@ -1,0 +1,102 @@
+//! Messages for admins: one line per action on stderr (vzctl shows the hook's
+//! stderr to the admin) and the same line in syslog (ident `vzfs-hook`,
+//! facility daemon). Verbosity: 0 = errors and warnings only, 1 = one line
+//! per action (default), 2 = debug details. A missing syslog socket is not an
+//! error: the lab and minimal hosts have none.
+
+use std::io::Write;
+use std::sync::Mutex;
+use std::sync::OnceLock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Error = 0,
+    Warn = 1,
+    Info = 2,
+    Debug = 3,
+}
+
+struct Logger {
+    ident: String,
+    verbosity: u8,
+    syslog: Option<Mutex<syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>>>,
+}
+
+static LOGGER: OnceLock<Logger> = OnceLock::new();
+
+/// Sets up the process-wide logger once. `verbosity`: 0 quiet, 1 normal, 2 debug.
+/// Later calls are ignored (the first caller wins).
+pub fn init(ident: &str, verbosity: u8, use_syslog: bool) {
+    let syslog = if use_syslog {
+        syslog::unix(syslog::Formatter3164 {
+            facility: syslog::Facility::LOG_DAEMON,
+            hostname: None,
+            process: ident.to_string(),
+            pid: std::process::id(),
+        })
+        .ok()
+        .map(Mutex::new)
+    } else {
+        None
+    };
+    let _ = LOGGER.set(Logger {
+        ident: ident.to_string(),
+        verbosity,
+        syslog,
+    });
+}
+
+/// Changes nothing if already initialised; used by library callers that
+/// never called [`init`] (tests): messages then go to stderr at level 1.
+fn logger() -> &'static Logger {
+    LOGGER.get_or_init(|| Logger {
+        ident: "vzfs".to_string(),
+        verbosity: 1,
+        syslog: None,
+    })
+}
+
+pub fn enabled(level: Level) -> bool {
+    let l = logger();
+    match level {
+        Level::Error | Level::Warn => true,
+        Level::Info => l.verbosity >= 1,
+        Level::Debug => l.verbosity >= 2,
+    }
+}
+
+pub fn log(level: Level, msg: &str) {
+    if !enabled(level) {
+        return;
+    }
+    let l = logger();
+    let tag = match level {
+        Level::Error => "error: ",
+        Level::Warn => "warning: ",
+        Level::Info | Level::Debug => "",
+    };
+    let _ = writeln!(std::io::stderr().lock(), "{}: {}{}", l.ident, tag, msg);
+    if let Some(s) = &l.syslog {
+        if let Ok(mut s) = s.lock() {
+            let _ = match level {
+                Level::Error => s.err(msg),
+                Level::Warn => s.warning(msg),
+                Level::Info => s.info(msg),
+                Level::Debug => s.debug(msg),
+            };
+        }
+    }
+}
+
+pub fn error(msg: &str) {
+    log(Level::Error, msg)
+}
+pub fn warn(msg: &str) {
+    log(Level::Warn, msg)
+}
+pub fn info(msg: &str) {
+    log(Level::Info, msg)
+}
+pub fn debug(msg: &str) {
+    log(Level::Debug, msg)
+}
