@@ -1,0 +1,36 @@
+# vzfs: see README.md. Every target installs its own prerequisites.
+CARGO ?= cargo
+TEST_THREADS ?= 2
+
+.PHONY: all build release test demo bench prereqs fmt clean
+
+all: build
+
+prereqs:
+	@sh scripts/install-prereqs
+
+build:
+	$(CARGO) build --workspace --bins
+
+release:
+	$(CARGO) build --release --workspace --bins
+
+# Unit tests, the hook's tests on real loop devices, the lab's tests and the
+# end-to-end migration tests. Root is required (tests fail, not skip, without it;
+# VZFS_SKIP_ROOT_TESTS=1 skips them and says how many).
+test: prereqs build
+	$(CARGO) test --workspace -- --test-threads=$(TEST_THREADS)
+
+# The main job, in the two-node lab: every step printed in words.
+demo: prereqs build
+	./target/debug/vzfs-lab demo
+
+# Speed goals, measured side by side in one run and printed as ratios.
+bench: prereqs release
+	./target/release/vzfs-bench
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
