@@ -1,0 +1,130 @@
+//! Failpoints at every step boundary, switchable from a test (after
+//! bootupd's `failpoints.rs`).
+//!
+//! `VZFS_FAILPOINTS` holds `;`- or `,`-separated `NAME=ACTION` pairs. Names
+//! are `before:STEP`, `after:STEP` and `undo:STEP` (a bare `STEP` means
+//! `before:STEP`), where STEP is a step name as printed by `--check-only`.
+//! Actions:
+//! - `fail`: the boundary returns an error, as if the step had failed;
+//! - `crash`: the process kills itself with SIGKILL on the spot (no undo,
+//!   no cleanup), to test `--recover`.
+//!
+//! `VZFS_FAILPOINTS_FILE` names a file with the same syntax (one pair per
+//! line allowed), read in addition. Nothing is active when neither is set.
+
+use crate::error::{Error, Kind, Result};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Fail,
+    Crash,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Failpoints {
+    map: BTreeMap<String, Action>,
+}
+
+impl Failpoints {
+    /// Parse a spec (see module docs). Errors name the bad entry.
+    pub fn parse(spec: &str) -> Result<Failpoints> {
+        let mut map = BTreeMap::new();
+        for item in spec.split([';', ',', '\n']) {
+            let item = item.trim();
+            if item.is_empty() || item.starts_with('#') {
+                continue;
+            }
+            let (name, action) = item.split_once('=').ok_or_else(|| {
+                Error::check(
+                    Kind::Usage,
+                    format!("failpoint {item:?}"),
+                    "expected NAME=fail or NAME=crash",
+                )
+            })?;
+            let action = match action.trim() {
+                "fail" => Action::Fail,
+                "crash" => Action::Crash,
+                other => {
+                    return Err(Error::check(
+                        Kind::Usage,
+                        format!("failpoint {name:?}"),
+                        format!("unknown action {other:?} (use fail or crash)"),
+                    ))
+                }
+            };
+            let name = name.trim();
+            let name = if name.contains(':') {
+                name.to_string()
+            } else {
+                format!("before:{name}")
+            };
+            map.insert(name, action);
+        }
+        Ok(Failpoints { map })
+    }
+
+    /// From `VZFS_FAILPOINTS` and `VZFS_FAILPOINTS_FILE`.
+    pub fn from_env() -> Result<Failpoints> {
+        let mut spec = std::env::var("VZFS_FAILPOINTS").unwrap_or_default();
+        if let Ok(file) = std::env::var("VZFS_FAILPOINTS_FILE") {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| Error::io(Kind::Usage, "cannot read failpoints file", &file, e))?;
+            spec.push('\n');
+            spec.push_str(&text);
+        }
+        Failpoints::parse(&spec)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The action configured for `name`, if any.
+    pub fn action(&self, name: &str) -> Option<Action> {
+        self.map.get(name).copied()
+    }
+
+    /// Hit the boundary `name`: `Ok` when nothing is configured, an error
+    /// for `fail`, and no return for `crash`.
+    pub fn hit(&self, name: &str) -> Result<()> {
+        match self.action(name) {
+            None => Ok(()),
+            Some(Action::Fail) => Err(Error::Failpoint(name.to_string())),
+            Some(Action::Crash) => {
+                eprintln!("vzfs-migrate: failpoint {name}: crashing (SIGKILL)");
+                // SAFETY: plain syscalls; the process dies here like on kill -9.
+                unsafe {
+                    libc::kill(libc::getpid(), libc::SIGKILL);
+                }
+                loop {
+                    std::thread::park();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_hit() {
+        let fp =
+            Failpoints::parse("copy-config=fail; after:sync-1=fail,undo:stop-src=crash").unwrap();
+        assert_eq!(fp.action("before:copy-config"), Some(Action::Fail));
+        assert_eq!(fp.action("after:sync-1"), Some(Action::Fail));
+        assert_eq!(fp.action("undo:stop-src"), Some(Action::Crash));
+        assert!(fp.hit("before:sync-1").is_ok());
+        let e = fp.hit("before:copy-config").unwrap_err();
+        assert_eq!(e.to_string(), "failpoint before:copy-config triggered");
+    }
+
+    #[test]
+    fn bad_specs_are_errors() {
+        assert!(Failpoints::parse("copy-config").is_err());
+        assert!(Failpoints::parse("copy-config=explode").is_err());
+        assert!(Failpoints::parse("  ").unwrap().is_empty());
+    }
+}

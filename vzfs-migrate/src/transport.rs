@@ -1,0 +1,434 @@
+//! Running commands, locally and on the target over ssh, and rsync.
+//!
+//! One multiplexed ssh connection (ControlMaster in a private temporary
+//! directory, ControlPersist) serves the whole run; every remote argument is
+//! shell-quoted with `shlex`; every argv is logged (with `-v`) before it
+//! runs; a failed command's error keeps the tail of its stderr; ssh's exit
+//! 255 is a lost link naming the host. Children run in their own process
+//! group so a terminal's Ctrl-C reaches only us; [`crate::signals`] decides
+//! whether to stop the running child.
+
+use crate::error::{Error, Kind, Result};
+use crate::signals;
+use std::io::Read;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// How much stderr an error keeps.
+const TAIL_BYTES: usize = 1500;
+
+static VERBOSE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+pub fn set_verbose(v: u8) {
+    VERBOSE.store(v, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn verbose() -> u8 {
+    VERBOSE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Log a line on stderr with `-v`.
+pub fn log(msg: &str) {
+    if verbose() >= 1 {
+        eprintln!("vzfs-migrate: {msg}");
+    }
+}
+
+pub fn tail(s: &str) -> String {
+    let t = s.trim_end();
+    if t.len() <= TAIL_BYTES {
+        return t.to_string();
+    }
+    let mut start = t.len() - TAIL_BYTES;
+    while !t.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("...{}", &t[start..])
+}
+
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub host: String,
+    pub argv: String,
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    pub fn status_text(&self) -> String {
+        match (self.code, self.signal) {
+            (Some(c), _) => format!("exit code {c}"),
+            (None, Some(s)) => format!("killed by signal {s}"),
+            _ => "unknown status".into(),
+        }
+    }
+
+    /// An error unless the command succeeded.
+    pub fn check(self, kind: Kind) -> Result<Output> {
+        if self.success() {
+            Ok(self)
+        } else {
+            Err(self.into_error(kind))
+        }
+    }
+
+    pub fn into_error(self, kind: Kind) -> Error {
+        Error::Command {
+            kind,
+            status: self.status_text(),
+            host: self.host,
+            argv: self.argv,
+            stderr: tail(&self.stderr),
+        }
+    }
+}
+
+/// Run `argv` locally; `label` names the host in errors. stdout is captured
+/// unless `inherit_stdout`.
+pub fn run_local(label: &str, argv: &[String], inherit_stdout: bool) -> Result<Output> {
+    let shown = shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "));
+    log(&format!("{label}: exec {shown}"));
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    cmd.stdout(if inherit_stdout {
+        Stdio::inherit()
+    } else {
+        Stdio::piped()
+    });
+    let mut child = cmd.spawn().map_err(|e| Error::Command {
+        kind: Kind::System,
+        host: label.to_string(),
+        argv: shown.clone(),
+        status: format!("cannot execute: {e}"),
+        stderr: String::new(),
+    })?;
+    let _guard = signals::ChildGuard::new(child.id() as i32);
+    let mut stdout_pipe = child.stdout.take();
+    let mut stderr_pipe = child.stderr.take().expect("stderr piped");
+    let out_thread = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        if let Some(p) = stdout_pipe.as_mut() {
+            let _ = p.read_to_end(&mut s);
+        }
+        s
+    });
+    let mut err = Vec::new();
+    let _ = stderr_pipe.read_to_end(&mut err);
+    let status = child.wait().map_err(|e| Error::Command {
+        kind: Kind::System,
+        host: label.to_string(),
+        argv: shown.clone(),
+        status: format!("cannot wait: {e}"),
+        stderr: String::new(),
+    })?;
+    let out = out_thread.join().unwrap_or_default();
+    let o = Output {
+        host: label.to_string(),
+        argv: shown,
+        code: status.code(),
+        signal: status.signal(),
+        stdout: String::from_utf8_lossy(&out).into_owned(),
+        stderr: String::from_utf8_lossy(&err).into_owned(),
+    };
+    if verbose() >= 2 && !o.success() {
+        log(&format!("{label}: {} -> {}", o.argv, o.status_text()));
+    }
+    Ok(o)
+}
+
+/// One multiplexed ssh connection to the target.
+#[derive(Debug)]
+pub struct Ssh {
+    /// The target as the user gave it (`[user@]host`), for messages.
+    pub host: String,
+    dest: String,
+    ctl_dir: PathBuf,
+    extra: Vec<String>,
+    closed: bool,
+}
+
+impl Ssh {
+    /// Open the master connection (BatchMode, ControlPersist). `ssh_opts`
+    /// is stock vzmigrate's `--ssh=OPTS` string.
+    pub fn connect(host: &str, ssh_opts: Option<&str>) -> Result<Ssh> {
+        if host.is_empty() || host.starts_with('-') || host.contains(char::is_whitespace) {
+            return Err(Error::Usage(format!("bad target host {host:?}")));
+        }
+        let extra = match ssh_opts {
+            None => Vec::new(),
+            Some(o) => shlex::split(o)
+                .ok_or_else(|| Error::Usage(format!("cannot parse --ssh options {o:?}")))?,
+        };
+        let dest = if host.contains('@') {
+            host.to_string()
+        } else {
+            format!("root@{host}")
+        };
+        let tmpl = std::env::temp_dir().join("vzfs-mig-XXXXXX");
+        let ctl_dir = nix::unistd::mkdtemp(&tmpl).map_err(|e| {
+            Error::io(
+                Kind::System,
+                "cannot create ssh control directory in",
+                std::env::temp_dir(),
+                std::io::Error::from(e),
+            )
+        })?;
+        let ssh = Ssh {
+            host: host.to_string(),
+            dest,
+            ctl_dir,
+            extra,
+            closed: false,
+        };
+        ssh.start_master()?;
+        Ok(ssh)
+    }
+
+    fn control_path(&self) -> PathBuf {
+        self.ctl_dir.join("cm")
+    }
+
+    /// Options every ssh invocation gets (also rsync's `-e`).
+    pub fn base_args(&self) -> Vec<String> {
+        let mut v: Vec<String> = vec![
+            "-o".into(),
+            "BatchMode=yes".into(),
+            "-o".into(),
+            format!("ControlPath={}", self.control_path().display()),
+            "-o".into(),
+            "ServerAliveInterval=5".into(),
+            "-o".into(),
+            "ServerAliveCountMax=3".into(),
+            "-o".into(),
+            "ConnectTimeout=15".into(),
+        ];
+        v.extend(self.extra.iter().cloned());
+        v
+    }
+
+    fn start_master(&self) -> Result<()> {
+        let errfile = self.ctl_dir.join("master.err");
+        let mut argv = vec!["ssh".to_string(), "-M".into(), "-N".into(), "-f".into()];
+        argv.extend(self.base_args());
+        argv.extend(["-o".into(), "ControlPersist=yes".into(), self.dest.clone()]);
+        log(&format!("{}: exec {}", self.host, argv.join(" ")));
+        // The backgrounded master must not hold our stdout/stderr open.
+        let err = std::fs::File::create(&errfile)
+            .map_err(|e| Error::io(Kind::System, "cannot create", &errfile, e))?;
+        let status = Command::new("ssh")
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .process_group(0)
+            .status()
+            .map_err(|e| Error::Connect {
+                host: self.host.clone(),
+                detail: format!("cannot execute ssh: {e}"),
+            })?;
+        if !status.success() {
+            let text = std::fs::read_to_string(&errfile).unwrap_or_default();
+            return Err(Error::Connect {
+                host: self.host.clone(),
+                detail: format!(
+                    "ssh {} failed ({}): {}; check that the host is up, sshd runs and root's key is accepted (BatchMode, no password prompts)",
+                    self.dest,
+                    status,
+                    tail(&text).replace('\n', " | ")
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The ssh command line for rsync's `-e`.
+    pub fn rsync_rsh(&self) -> String {
+        let mut v = vec!["ssh".to_string()];
+        v.extend(self.base_args());
+        shlex::try_join(v.iter().map(String::as_str)).expect("no NUL in ssh options")
+    }
+
+    /// `user@host` as ssh/rsync want it.
+    pub fn dest(&self) -> &str {
+        &self.dest
+    }
+
+    /// Run `argv` on the target; every argument is shell-quoted. An ssh
+    /// failure (exit 255) is a lost link.
+    pub fn run(&self, argv: &[String]) -> Result<Output> {
+        let quoted = shlex::try_join(argv.iter().map(String::as_str))
+            .map_err(|_| Error::Usage(format!("remote argument with a NUL byte: {argv:?}")))?;
+        let mut full = vec!["ssh".to_string()];
+        full.extend(self.base_args());
+        full.extend([self.dest.clone(), "--".into(), quoted.clone()]);
+        let mut o = run_local(&self.host, &full, false)?;
+        if o.code == Some(255) {
+            return Err(Error::LinkLost {
+                host: self.host.clone(),
+                argv: quoted,
+                stderr: tail(&o.stderr),
+            });
+        }
+        o.argv = quoted;
+        Ok(o)
+    }
+
+    /// rsync `src` (local) into `dst` on the target, over this connection.
+    pub fn rsync_to(
+        &self,
+        src: &Path,
+        dst: &Path,
+        rsync_opts: Option<&str>,
+        progress: bool,
+        dir: bool,
+    ) -> Result<Output> {
+        let mut argv: Vec<String> = vec![
+            "rsync".into(),
+            "-aHAX".into(),
+            "--numeric-ids".into(),
+            "--sparse".into(),
+            "--delete".into(),
+            "-s".into(),
+        ];
+        if progress {
+            argv.push("--info=progress2".into());
+        }
+        if let Some(o) = rsync_opts {
+            argv.extend(
+                shlex::split(o)
+                    .ok_or_else(|| Error::Usage(format!("cannot parse --rsync options {o:?}")))?,
+            );
+        }
+        argv.push("-e".into());
+        argv.push(self.rsync_rsh());
+        let slash = |p: &Path| {
+            let s = p.display().to_string();
+            if dir && !s.ends_with('/') {
+                format!("{s}/")
+            } else {
+                s
+            }
+        };
+        argv.push(slash(src));
+        argv.push(format!("{}:{}", self.dest, slash(dst)));
+        let o = run_local(&self.host, &argv, progress)?;
+        match o.code {
+            Some(0) => Ok(o),
+            // rsync: 255 from the remote shell, 12 protocol stream error
+            Some(255) | Some(12) => Err(Error::LinkLost {
+                host: self.host.clone(),
+                argv: o.argv,
+                stderr: tail(&o.stderr),
+            }),
+            _ => Err(o.into_error(Kind::Copy)),
+        }
+    }
+
+    /// Close the master connection and remove the control directory.
+    pub fn close(mut self) {
+        self.close_inner();
+    }
+
+    fn close_inner(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let _ = Command::new("ssh")
+            .args([
+                "-o",
+                &format!("ControlPath={}", self.control_path().display()),
+            ])
+            .args(["-O", "exit", &self.dest])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.ctl_dir);
+    }
+}
+
+impl Drop for Ssh {
+    fn drop(&mut self) {
+        // closing an ssh master is not an unmount: safe on every path
+        self.close_inner();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_command_output_and_error_tail() {
+        let o = run_local(
+            "localhost",
+            &[
+                "sh".into(),
+                "-c".into(),
+                "echo out; echo bad >&2; exit 3".into(),
+            ],
+            false,
+        )
+        .unwrap();
+        assert_eq!(o.stdout, "out\n");
+        assert_eq!(o.code, Some(3));
+        let e = o.check(Kind::StopSource).unwrap_err();
+        assert_eq!(e.exit_code(), 8);
+        assert_eq!(
+            e.to_string(),
+            "localhost: `sh -c 'echo out; echo bad >&2; exit 3'` failed (exit code 3): bad"
+        );
+    }
+
+    #[test]
+    fn missing_program_is_clear() {
+        let e = run_local("localhost", &["/nonexistent/vzctl".into()], false).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/vzctl"), "{e}");
+        assert!(e.to_string().contains("cannot execute"), "{e}");
+    }
+
+    #[test]
+    fn tail_keeps_the_end() {
+        let long = "x".repeat(5000) + "END";
+        let t = tail(&long);
+        assert!(t.ends_with("END"));
+        assert!(t.len() < 1600);
+    }
+
+    #[test]
+    fn dead_host_is_a_connect_error_naming_it() {
+        // port 1 on loopback refuses at once
+        let e = Ssh::connect("127.0.0.1", Some("-p 1 -o StrictHostKeyChecking=no")).unwrap_err();
+        assert_eq!(e.exit_code(), 4);
+        let s = e.chain();
+        assert!(s.starts_with("cannot connect to 127.0.0.1: "), "{s}");
+        assert!(s.contains("refused"), "{s}");
+    }
+
+    #[test]
+    fn bad_host_and_options_are_usage_errors() {
+        assert_eq!(
+            Ssh::connect("-oProxyCommand=x", None)
+                .unwrap_err()
+                .exit_code(),
+            1
+        );
+        assert_eq!(
+            Ssh::connect("hn2", Some("-o 'unterminated"))
+                .unwrap_err()
+                .exit_code(),
+            1
+        );
+    }
+}
