@@ -369,20 +369,21 @@ pub fn premount(sys: &dyn Sys, etc: &VzEtc, ct: &CtFs) -> Result<Outcome> {
             ));
         }
     };
-    let fstype =
-        match &dc.fstype {
-            None => fs.fstype.clone(),
-            Some(t) if *t == fs.fstype => t.clone(),
-            Some(t) if t == "ext4" && (fs.fstype == "ext2" || fs.fstype == "ext3") => t.clone(),
-            Some(t) => return Err(Error::device(
+    let fstype = match &dc.fstype {
+        None => fs.fstype.clone(),
+        Some(t) if *t == fs.fstype => t.clone(),
+        Some(t) if t == "ext4" && (fs.fstype == "ext2" || fs.fstype == "ext3") => t.clone(),
+        Some(t) => {
+            return Err(Error::device(
                 &dc.spec,
                 format!(
                     "{} holds {}, but VE_DEVICE_FSTYPE says {t}; fix VE_DEVICE_FSTYPE or VE_DEVICE",
                     dev.node.display(),
                     fs.fstype
                 ),
-            )),
-        };
+            ))
+        }
+    };
     paths::ensure_dir(&ct.private)?;
     let mp: MountPoint = paths::open_mount_point(&ct.private)?;
     paths::check_not_inside(&mp.path, &ct.private, &container_areas(etc, ct)?)?;
