@@ -243,9 +243,16 @@ fn check_same_fs_elsewhere(fs: &FsInfo, dev: &Device) -> Result<()> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Ok(());
     };
+    // The same LUN has the same size through every path: compare sizes (a
+    // cheap sysfs read) before reading any superblock.
+    let size_of = |name: &std::ffi::OsStr| std::fs::read_to_string(Path::new("/sys/class/block").join(name).join("size")).ok();
+    let own_size = dev.node.file_name().and_then(size_of);
     for e in rd.flatten() {
         let node = Path::new("/dev").join(e.file_name());
         if node == dev.node || e.file_name() == "features" {
+            continue;
+        }
+        if own_size.is_some() && size_of(&e.file_name()) != own_size {
             continue;
         }
         let Ok(m) = std::fs::metadata(&node) else {
