@@ -332,6 +332,15 @@ fn device_resolution_errors_and_uuid_label() {
             "{}",
             r.stderr
         );
+        // The same filesystem mounted through the other device node: refused by UUID.
+        std::fs::create_dir_all("/vz/else2").unwrap();
+        sh(&format!("mount {} /vz/else2", dev2.display()));
+        w.ct_conf("900", &format!("VE_DEVICE=\"{}\"\n", dev.display()));
+        let r = w.vzctl_hook("vps.premount", "900");
+        assert_code(&r, 4, "same UUID mounted through another node");
+        assert!(r.stderr.contains(&format!("through {}", dev2.display())) && r.stderr.contains("/vz/else2"), "{}", r.stderr);
+        assert!(mounts_of(&dev).is_empty());
+        sh("umount /vz/else2");
         // Missing device, not a block device, wrong type, not a filesystem.
         w.ct_conf("901", "VE_DEVICE=\"/dev/does-not-exist\"\n");
         let r = w.vzctl_hook("vps.premount", "901");
