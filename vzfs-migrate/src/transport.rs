@@ -93,11 +93,25 @@ impl Output {
 /// Run `argv` locally; `label` names the host in errors. stdout is captured
 /// unless `inherit_stdout`.
 pub fn run_local(label: &str, argv: &[String], inherit_stdout: bool) -> Result<Output> {
+    run_local_input(label, argv, inherit_stdout, None)
+}
+
+/// [`run_local`] with `input` written to the child's stdin.
+pub fn run_local_input(
+    label: &str,
+    argv: &[String],
+    inherit_stdout: bool,
+    input: Option<&[u8]>,
+) -> Result<Output> {
     let shown = shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "));
     log(&format!("{label}: exec {shown}"));
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stderr(Stdio::piped())
         .process_group(0);
     cmd.stdout(if inherit_stdout {
@@ -113,6 +127,16 @@ pub fn run_local(label: &str, argv: &[String], inherit_stdout: bool) -> Result<O
         stderr: String::new(),
     })?;
     let _guard = signals::ChildGuard::new(child.id() as i32);
+    let in_thread = match (input, child.stdin.take()) {
+        (Some(data), Some(mut pipe)) => {
+            let data = data.to_vec();
+            Some(std::thread::spawn(move || {
+                use std::io::Write;
+                let _ = pipe.write_all(&data);
+            }))
+        }
+        _ => None,
+    };
     let mut stdout_pipe = child.stdout.take();
     let mut stderr_pipe = child.stderr.take().expect("stderr piped");
     let out_thread = std::thread::spawn(move || {
@@ -132,6 +156,9 @@ pub fn run_local(label: &str, argv: &[String], inherit_stdout: bool) -> Result<O
         stderr: String::new(),
     })?;
     let out = out_thread.join().unwrap_or_default();
+    if let Some(t) = in_thread {
+        let _ = t.join();
+    }
     let o = Output {
         host: label.to_string(),
         argv: shown,
@@ -266,12 +293,17 @@ impl Ssh {
     /// Run `argv` on the target; every argument is shell-quoted. An ssh
     /// failure (exit 255) is a lost link.
     pub fn run(&self, argv: &[String]) -> Result<Output> {
+        self.run_input(argv, None)
+    }
+
+    /// [`Ssh::run`] with `input` on the remote command's stdin.
+    pub fn run_input(&self, argv: &[String], input: Option<&[u8]>) -> Result<Output> {
         let quoted = shlex::try_join(argv.iter().map(String::as_str))
             .map_err(|_| Error::Usage(format!("remote argument with a NUL byte: {argv:?}")))?;
         let mut full = vec!["ssh".to_string()];
         full.extend(self.base_args());
         full.extend([self.dest.clone(), "--".into(), quoted.clone()]);
-        let mut o = run_local(&self.host, &full, false)?;
+        let mut o = run_local_input(&self.host, &full, false, input)?;
         if o.code == Some(255) {
             return Err(Error::LinkLost {
                 host: self.host.clone(),

@@ -1,0 +1,808 @@
+//! Running a migration: checks and plan (nothing changes before the journal
+//! exists), then each step with its failpoints, journaled before it runs;
+//! on failure the undos in reverse order, each outcome reported; `--recover`
+//! from the journal after a crash. The summary feeds `-t` and `--json`.
+
+use crate::cli::{Mode, Options};
+use crate::error::{Error, Kind, Result};
+use crate::failpoint::Failpoints;
+use crate::helper::{self, Facts, InstallConfig, Remote};
+use crate::hostops::{self, PathState};
+use crate::journal::{self, Journal, Record};
+use crate::lock::CtLock;
+use crate::ops::{self, Ctx, Job};
+use crate::plan::{self, CtState, PlanInput, Scenario, Step};
+use crate::signals;
+use crate::transport::{self, Ssh};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use vzfs::config::{self, VzEtc};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub name: String,
+    /// "done", "noop", "failed"
+    pub status: String,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UndoReport {
+    pub name: String,
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Summary {
+    pub ctid: u32,
+    pub target: String,
+    pub scenario: Option<String>,
+    pub state: Option<String>,
+    /// "migrated", "checked", "undone", "undo-incomplete", "failed", "recovered"
+    pub result: String,
+    pub steps: Vec<StepReport>,
+    pub undo: Vec<UndoReport>,
+    pub downtime_seconds: Option<f64>,
+    pub total_seconds: f64,
+    pub plan: Option<String>,
+    pub error: Option<String>,
+    pub exit_code: i32,
+}
+
+fn say(msg: &str) {
+    eprintln!("vzfs-migrate: {msg}");
+}
+
+/// Where the journal lives for this container.
+pub fn journal_dir(opts: &Options, lockdir: &Path) -> PathBuf {
+    opts.journal_dir
+        .clone()
+        .unwrap_or_else(|| lockdir.to_path_buf())
+}
+
+/// Edit the config text for the target (in a private temp copy, with the
+/// library's byte-preserving editor).
+fn edited_config(src_conf: &Path, sets: &[(&str, String)], removes: &[&str]) -> Result<Vec<u8>> {
+    let tmpl = std::env::temp_dir().join("vzfs-mig-conf-XXXXXX");
+    let dir = nix::unistd::mkdtemp(&tmpl).map_err(|e| {
+        Error::io(
+            Kind::System,
+            "cannot create temporary directory in",
+            std::env::temp_dir(),
+            e.into(),
+        )
+    })?;
+    let p = dir.join("ct.conf");
+    let res = (|| {
+        std::fs::copy(src_conf, &p)
+            .map_err(|e| Error::io(Kind::System, "cannot copy", src_conf, e))?;
+        for (k, v) in sets {
+            config::set_key(&p, k, v)
+                .map_err(|e| hostops::cfg_err(Kind::ApplyConfig, format!("set {k}"), e))?;
+        }
+        for k in removes {
+            config::remove_key(&p, k)
+                .map_err(|e| hostops::cfg_err(Kind::ApplyConfig, format!("remove {k}"), e))?;
+        }
+        std::fs::read(&p).map_err(|e| Error::io(Kind::System, "cannot read", &p, e))
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    res
+}
+
+struct Prepared {
+    job: Job,
+    install: InstallConfig,
+    remote: Remote,
+}
+
+/// All checks; builds the job and the plan. Changes nothing.
+fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepared> {
+    let id = ctid.to_string();
+    let (cfg, fs) = hostops::ct_fs(etc, ctid)?;
+    cfg.check_vzfs_keys()
+        .map_err(|e| hostops::cfg_err(Kind::DeviceCheck, format!("config of CT {ctid}"), e))?;
+    if let Some(v) = cfg.get("VE_LAYOUT") {
+        if v.raw == "ploop" {
+            return Err(Error::check(
+                Kind::Ploop,
+                format!("CT {ctid}"),
+                "VE_LAYOUT=ploop is not supported by vzfs-migrate (simfs only)",
+            ));
+        }
+    }
+    let src_conf = etc.ct_conf(&id);
+    let status_out = transport::run_local(
+        "source",
+        &crate::vzctl::argv(&opts.vzctl, true, "status", ctid, &[]),
+        false,
+    )?
+    .check(Kind::System)?;
+    let status = crate::vzctl::parse_status(&status_out.stdout, ctid)?;
+    if !status.exists {
+        return Err(Error::check(
+            Kind::NoExist,
+            format!("CT {ctid}"),
+            "does not exist on this node (vzctl status says deleted)",
+        ));
+    }
+    let state = status.state();
+    let src_dev = match &fs.device {
+        None => None,
+        Some(d) => Some(hostops::device_facts(&d.spec.to_string())?),
+    };
+    if let Some(d) = &src_dev {
+        if d.fstype.is_none() {
+            return Err(Error::check(
+                Kind::DeviceCheck,
+                format!("source device {}", d.node.display()),
+                format!(
+                    "holds {}; check VE_DEVICE",
+                    d.what.as_deref().unwrap_or("no filesystem")
+                ),
+            ));
+        }
+        if d.uuid.is_none() {
+            return Err(Error::check(
+                Kind::DeviceCheck,
+                format!("source device {}", d.node.display()),
+                "its filesystem has no UUID; give it one (tune2fs -U / xfs_admin -U) so both nodes can identify it",
+            ));
+        }
+        if state == CtState::Stopped && (!d.released || !d.mounted_at.is_empty()) {
+            return Err(Error::check(
+                Kind::DeviceCheck,
+                format!("source device {}", d.node.display()),
+                "is in use on this node although the container is not mounted; release it first",
+            ));
+        }
+    }
+    let dumpdir = cfg
+        .path_value("DUMPDIR")
+        .map_err(|e| hostops::cfg_err(Kind::System, "DUMPDIR", e))?
+        .unwrap_or_else(|| PathBuf::from("/vz/dump"));
+    let dump_spec = match (&opts.dump_device, cfg.literal("VE_DUMP_DEVICE")) {
+        (Some(d), _) => Some(d.clone()),
+        (None, Ok(Some(v))) if opts.online && !v.raw.is_empty() => Some(v.raw.clone()),
+        _ => None,
+    };
+    let dump_dev = match &dump_spec {
+        None => None,
+        Some(s) => Some(hostops::device_facts(s)?),
+    };
+
+    // the target
+    let ssh = Ssh::connect(target, opts.ssh.as_deref())?;
+    let remote = Remote {
+        ssh,
+        helper: opts.remote_helper.clone(),
+        vzctl: opts.vzctl.clone(),
+        etc: None,
+    };
+    remote.check_version()?;
+    let conf_text = std::fs::read(&src_conf)
+        .map_err(|e| Error::io(Kind::System, "cannot read", &src_conf, e))?;
+    let mut fargs: Vec<String> = vec![
+        "facts".into(),
+        id.clone(),
+        "--vzctl".into(),
+        opts.vzctl.clone(),
+    ];
+    let probe_spec = match (&opts.dst_device, &fs.device) {
+        (Some(d), _) => Some(d.clone()),
+        (None, Some(d)) if !opts.dst_shared => Some(d.spec.to_string()),
+        _ => None,
+    };
+    if let Some(s) = &probe_spec {
+        fargs.push("--device".into());
+        fargs.push(s.clone());
+    }
+    if let Some(u) = src_dev.as_ref().and_then(|d| d.uuid.clone()) {
+        if opts.dst_device.is_none() && !opts.dst_shared {
+            fargs.push("--uuid".into());
+            fargs.push(u);
+        }
+    }
+    let fa: Vec<&str> = fargs.iter().map(String::as_str).collect();
+    let facts: Facts =
+        serde_json::from_value(remote.call(&fa, Some(&conf_text))?).map_err(|e| {
+            Error::check(
+                Kind::RemoteConfig,
+                format!("target {target}: facts"),
+                e.to_string(),
+            )
+        })?;
+    if !facts.vzctl_found {
+        return Err(Error::check(
+            Kind::TargetSoftware,
+            format!("target {target}"),
+            format!("has no {} (OpenVZ tools); install vzctl there", opts.vzctl),
+        ));
+    }
+    if facts.conf_exists {
+        return Err(Error::check(
+            Kind::Exists,
+            format!("target {target}: {}", facts.conf_path.display()),
+            format!("container {ctid} already exists there"),
+        ));
+    }
+
+    // the target device, for b/d1 (--dst-device) and d2 (same filesystem)
+    let src_uuid = src_dev.as_ref().and_then(|d| d.uuid.clone());
+    let mut dst_dev = None;
+    if let Some(given) = &opts.dst_device {
+        let d = facts.device.clone().ok_or_else(|| {
+            Error::check(
+                Kind::DeviceCheck,
+                format!("target {target}: --dst-device {given}"),
+                facts
+                    .device_error
+                    .clone()
+                    .unwrap_or_else(|| "not found".into()),
+            )
+        })?;
+        dst_dev = Some(d);
+    } else if src_dev.is_some() && !opts.dst_shared {
+        // d2: the configured name if it is the same filesystem there, else by UUID
+        let same = |d: &hostops::DevFacts| d.uuid.is_some() && d.uuid == src_uuid;
+        dst_dev = match (&facts.device, &facts.uuid_device) {
+            (Some(d), _) if same(d) => Some(d.clone()),
+            (_, Some(d)) => Some(d.clone()),
+            _ => {
+                return Err(Error::check(
+                    Kind::DeviceCheck,
+                    format!("target {target}"),
+                    format!(
+                        "does not see the filesystem UUID={} ({}); present the SAN device to the target, or copy with --dst-device DEV or --dst-shared",
+                        src_uuid.as_deref().unwrap_or("?"),
+                        facts.uuid_error.clone().unwrap_or_default()
+                    ),
+                ))
+            }
+        };
+    }
+    let inp = PlanInput {
+        state,
+        src_uuid: src_uuid.clone(),
+        src_insulated: fs.device.is_some(),
+        dst_device_given: opts.dst_device.is_some(),
+        dst_uuid: dst_dev.as_ref().and_then(|d| d.uuid.clone()),
+        dst_shared: opts.dst_shared,
+        online: opts.online,
+        dump_device: dump_spec.is_some(),
+    };
+    let plan = plan::build(&inp)?;
+    let sc = plan.scenario;
+
+    // scenario checks
+    let mut sets: Vec<(&str, String)> = Vec::new();
+    let mut removes: Vec<&str> = Vec::new();
+    if let Some(d) = &dst_dev {
+        let what = format!("target {target}: device {}", d.node.display());
+        let fstype = d.fstype.clone().ok_or_else(|| {
+            Error::check(
+                Kind::DeviceCheck,
+                &what,
+                format!(
+                    "holds {}; make a filesystem on it first",
+                    d.what.as_deref().unwrap_or("no filesystem")
+                ),
+            )
+        })?;
+        if !d.released || !d.mounted_at.is_empty() {
+            return Err(Error::check(
+                Kind::DeviceCheck,
+                &what,
+                format!(
+                    "is in use on the target{}; it must not be mounted anywhere there",
+                    if d.mounted_at.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " (mounted at {})",
+                            d.mounted_at
+                                .iter()
+                                .map(|p| p.display().to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }
+                ),
+            ));
+        }
+        match sc {
+            Scenario::D2 => {
+                let sd = src_dev.as_ref().expect("d2 has a source device");
+                if sd.fstype.as_deref() != Some(fstype.as_str()) {
+                    return Err(Error::check(
+                        Kind::DeviceCheck,
+                        &what,
+                        format!(
+                            "holds {fstype}, the source {}: not the same filesystem",
+                            sd.fstype.as_deref().unwrap_or("?")
+                        ),
+                    ));
+                }
+                // rewrite VE_DEVICE only when the configured name does not
+                // resolve to the same filesystem on the target
+                let configured_ok = facts
+                    .device
+                    .as_ref()
+                    .map(|f| f.uuid == src_uuid)
+                    .unwrap_or(false);
+                if opts.dst_device.is_some() || !configured_ok {
+                    let v = opts
+                        .dst_device
+                        .clone()
+                        .unwrap_or_else(|| d.node.display().to_string());
+                    sets.push(("VE_DEVICE", v));
+                }
+            }
+            Scenario::B | Scenario::D1 => {
+                sets.push((
+                    "VE_DEVICE",
+                    opts.dst_device.clone().expect("b/d1 have --dst-device"),
+                ));
+                sets.push(("VE_DEVICE_FSTYPE", fstype.clone()));
+                if src_dev.as_ref().and_then(|s| s.fstype.clone()) != Some(fstype) {
+                    removes.push("VE_DEVICE_OPTIONS");
+                }
+            }
+            _ => {}
+        }
+    }
+    if sc == Scenario::C {
+        removes.extend([
+            "VE_DEVICE",
+            "VE_DEVICE_FSTYPE",
+            "VE_DEVICE_OPTIONS",
+            "VE_DEVICE_FSCK",
+        ]);
+    }
+    if sc.copies() || matches!(state, CtState::Running | CtState::Mounted) {
+        let ok = match facts.private_state {
+            PathState::Absent | PathState::Empty => true,
+            PathState::LostFound => sc.dst_insulated(),
+            _ => false,
+        };
+        if !ok || facts.private_mounted.is_some() {
+            return Err(Error::check(
+                Kind::Exists,
+                format!("target {target}: {}", facts.private.display()),
+                format!(
+                    "is {}{}; the target private area must be absent or empty",
+                    match facts.private_state {
+                        PathState::NotDir => "not a directory",
+                        _ => "not empty",
+                    },
+                    facts
+                        .private_mounted
+                        .as_ref()
+                        .map(|m| format!(" and has {m} mounted on it"))
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    let dump_uuid = match &dump_dev {
+        None => None,
+        Some(d) => {
+            let u = d.uuid.clone().ok_or_else(|| {
+                Error::check(
+                    Kind::DeviceCheck,
+                    format!("dump device {}", d.node.display()),
+                    "has no filesystem UUID",
+                )
+            })?;
+            let v = remote.call(&["probe-uuid", &u], None)?;
+            if v.is_null() {
+                return Err(Error::check(
+                    Kind::DeviceCheck,
+                    format!("target {target}"),
+                    format!("does not see the dump device filesystem UUID={u}; present it to the target"),
+                ));
+            }
+            Some(u)
+        }
+    };
+
+    let conf = edited_config(&src_conf, &sets, &removes)?;
+    let mut scripts = Vec::new();
+    let mut conf_names = vec![format!("{ctid}.conf")];
+    for p in hostops::ct_scripts(etc, ctid) {
+        use std::os::unix::fs::PermissionsExt;
+        let data = std::fs::read(&p).map_err(|e| Error::io(Kind::System, "cannot read", &p, e))?;
+        let mode = std::fs::metadata(&p)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0o755);
+        let name = p.file_name().expect("file").to_string_lossy().into_owned();
+        conf_names.push(name.clone());
+        scripts.push((name, mode, data));
+    }
+    let job = Job {
+        version: helper::VERSION.into(),
+        ctid,
+        target: target.to_string(),
+        ssh: opts.ssh.clone(),
+        rsync: opts.rsync.clone(),
+        keep_dst: opts.keep_dst,
+        remove_area: opts.remove_area,
+        remote_helper: opts.remote_helper.clone(),
+        vzctl: opts.vzctl.clone(),
+        etc: etc.root.clone(),
+        src_conf,
+        src_private: fs.private.clone(),
+        src_root: fs.root.clone(),
+        src_uuid,
+        src_dumpdir: dumpdir,
+        dst_private: facts.private.clone(),
+        dst_dumpdir: facts.dumpdir.clone(),
+        dump_device: dump_spec,
+        dump_uuid,
+        conf_names,
+        exclude_lost_found: sc.src_insulated() || sc.dst_insulated(),
+        progress: opts.progress,
+        plan,
+    };
+    Ok(Prepared {
+        job,
+        install: InstallConfig { conf, scripts },
+        remote,
+    })
+}
+
+/// Is this step one that stops the container on the source (downtime start)?
+fn stops_source(s: &Step) -> bool {
+    matches!(s, Step::StopSrc | Step::SuspendSrc | Step::UmountSrc)
+}
+fn starts_target(s: &Step) -> bool {
+    matches!(s, Step::StartDst | Step::ResumeDst | Step::MountDst)
+}
+
+/// Run the undos owed by the journal state, in reverse, stopping at the
+/// first failure (later undos may depend on it).
+fn undo_all(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) -> Result<()> {
+    let st = journal::read(j.path())?;
+    let steps = ctx.job.plan.steps.clone();
+    let begun: Vec<Step> = st
+        .begun
+        .iter()
+        .filter_map(|i| steps.get(*i).cloned())
+        .collect();
+    signals::set_critical(true);
+    for i in st.pending_undos() {
+        let Some(step) = steps.get(i) else { continue };
+        if step.post_commit() {
+            continue;
+        }
+        let name = step.name();
+        let r = fp
+            .hit(&format!("undo:{name}"))
+            .and_then(|_| ops::undo(ctx, step, &begun));
+        match r {
+            Ok(()) => {
+                j.append(&Record::Undone { i })?;
+                say(&format!(
+                    "undo {name} ({}): ok",
+                    step.undo_describe(ctx.job.keep_dst)
+                ));
+                sum.undo.push(UndoReport {
+                    name,
+                    ok: true,
+                    error: None,
+                });
+            }
+            Err(e) => {
+                say(&format!(
+                    "undo {name} ({}): FAILED: {}",
+                    step.undo_describe(ctx.job.keep_dst),
+                    e.chain()
+                ));
+                sum.undo.push(UndoReport {
+                    name: name.clone(),
+                    ok: false,
+                    error: Some(e.chain()),
+                });
+                return Err(Error::Undo(format!(
+                    "undo of step {name} failed ({}); the journal {} is kept: fix the cause, then run `vzfs-migrate --recover {}`",
+                    e.chain(),
+                    j.path().display(),
+                    ctx.job.ctid
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Execute the plan (journal created by the caller).
+fn execute(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) -> Result<()> {
+    let steps = ctx.job.plan.steps.clone();
+    let commit = ctx.job.plan.commit_index();
+    let critical = ctx.job.plan.critical_index();
+    let n = steps.len();
+    let mut down_start: Option<Instant> = None;
+    let mut failure: Option<Error> = None;
+    for (i, step) in steps.iter().enumerate() {
+        let name = step.name();
+        if i == commit {
+            j.append(&Record::Commit)?;
+            signals::set_critical(true);
+        }
+        if critical == Some(i) {
+            signals::set_critical(true);
+        }
+        if i < commit {
+            if let Some(sig) = signals::pending() {
+                if !signals::critical() {
+                    failure = Some(Error::Interrupted(signals::signal_name(sig)));
+                    break;
+                }
+            }
+        }
+        if let Err(e) = fp.hit(&format!("before:{name}")) {
+            failure = Some(Error::Step {
+                step: name,
+                source: Box::new(e),
+            });
+            break;
+        }
+        say(&format!("step {}/{n} {name}: {}", i + 1, step.describe()));
+        j.append(&Record::Begin { i })?;
+        if stops_source(step) && down_start.is_none() {
+            down_start = Some(Instant::now());
+        }
+        let t0 = Instant::now();
+        let r = ops::run(ctx, step);
+        let secs = t0.elapsed().as_secs_f64();
+        match r {
+            Ok(noop) => {
+                j.append(&Record::Done { i, noop })?;
+                sum.steps.push(StepReport {
+                    name: name.clone(),
+                    status: if noop { "noop" } else { "done" }.into(),
+                    seconds: secs,
+                });
+            }
+            Err(e) => {
+                sum.steps.push(StepReport {
+                    name: name.clone(),
+                    status: "failed".into(),
+                    seconds: secs,
+                });
+                failure = Some(Error::Step {
+                    step: name,
+                    source: Box::new(e),
+                });
+                break;
+            }
+        }
+        if starts_target(step) {
+            if let Some(d) = down_start {
+                sum.downtime_seconds = Some(d.elapsed().as_secs_f64());
+            }
+        }
+        if let Err(e) = fp.hit(&format!("after:{name}")) {
+            failure = Some(Error::Step {
+                step: name,
+                source: Box::new(e),
+            });
+            break;
+        }
+    }
+    let Some(err) = failure else {
+        signals::set_critical(false);
+        if let Some(sig) = signals::pending() {
+            say(&format!(
+                "{} received during the handoff; it was deferred and the migration completed",
+                signals::signal_name(sig)
+            ));
+        }
+        return Ok(());
+    };
+    let st = journal::read(j.path())?;
+    if st.committed {
+        return Err(Error::Undo(format!(
+            "{}; the container already runs on the target {} (committed), only the source cleanup is left: run `vzfs-migrate --recover {}`",
+            err.chain(),
+            ctx.job.target,
+            ctx.job.ctid
+        )));
+    }
+    say(&format!("error: {}; undoing", err.chain()));
+    match undo_all(ctx, j, fp, sum) {
+        Ok(()) => Err(err),
+        Err(u) => Err(Error::Undo(format!("{}; {}", err.chain(), u))),
+    }
+}
+
+/// The whole run for options `opts`; returns the summary (exit code in it).
+pub fn run(opts: &Options, etc: &VzEtc) -> Summary {
+    let t0 = Instant::now();
+    let mut sum = Summary::default();
+    let res = match &opts.mode {
+        Mode::Migrate { target, ctid } => {
+            sum.ctid = *ctid;
+            sum.target = target.clone();
+            migrate(opts, etc, target, *ctid, &mut sum)
+        }
+        Mode::Recover { ctid } => {
+            sum.ctid = *ctid;
+            recover(opts, etc, *ctid, &mut sum)
+        }
+    };
+    sum.total_seconds = t0.elapsed().as_secs_f64();
+    match res {
+        Ok(()) => sum.exit_code = 0,
+        Err(e) => {
+            sum.exit_code = e.exit_code();
+            sum.error = Some(e.chain());
+            if sum.result.is_empty() || sum.result == "running" {
+                sum.result = match e.kind() {
+                    Kind::UndoIncomplete => "undo-incomplete".into(),
+                    _ if !sum.undo.is_empty() => "undone".into(),
+                    _ => "failed".into(),
+                };
+            }
+        }
+    }
+    sum
+}
+
+fn lockdir_of(etc: &VzEtc, ctid: u32) -> Result<PathBuf> {
+    match hostops::ct_fs(etc, ctid) {
+        Ok((_, fs)) => Ok(fs.lockdir),
+        Err(_) => helper::global_lockdir(etc),
+    }
+}
+
+fn migrate(opts: &Options, etc: &VzEtc, target: &str, ctid: u32, sum: &mut Summary) -> Result<()> {
+    let lockdir = lockdir_of(etc, ctid)?;
+    let jdir = journal_dir(opts, &lockdir);
+    let jpath = journal::journal_path(&jdir, ctid);
+    if jpath.exists() {
+        return Err(Error::check(
+            Kind::Locked,
+            format!("journal {}", jpath.display()),
+            format!("an unfinished migration of container {ctid} exists; run `vzfs-migrate --recover {ctid}` first"),
+        ));
+    }
+    let lock = CtLock::acquire(&lockdir, ctid, "migrating")?;
+    let res = migrate_locked(opts, etc, target, ctid, &jdir, sum);
+    let rel = lock.release();
+    res?;
+    rel
+}
+
+fn migrate_locked(
+    opts: &Options,
+    etc: &VzEtc,
+    target: &str,
+    ctid: u32,
+    jdir: &Path,
+    sum: &mut Summary,
+) -> Result<()> {
+    let fp = Failpoints::from_env()?;
+    let p = prepare(opts, etc, target, ctid)?;
+    sum.scenario = Some(p.job.plan.scenario.name().into());
+    sum.state = Some(p.job.plan.state.name().into());
+    let text = p.job.plan.display(opts.keep_dst).to_string();
+    sum.plan = Some(text.clone());
+    if opts.check_only {
+        if !opts.json {
+            print!("{text}");
+        }
+        say(&format!(
+            "check only: every check passed, nothing was changed (CT {ctid} -> {target})"
+        ));
+        sum.result = "checked".into();
+        p.remote.ssh.close();
+        return Ok(());
+    }
+    say(&format!(
+        "migrating CT {ctid} to {target}: scenario {}, {}",
+        p.job.plan.scenario.name(),
+        p.job.plan.scenario.describe()
+    ));
+    let mut j = Journal::create(jdir, ctid, &p.job)?;
+    let mut ctx = Ctx::new(p.job, Some(p.remote), Some(p.install));
+    sum.result = "running".into();
+    let r = execute(&mut ctx, &mut j, &fp, sum);
+    match &r {
+        Ok(()) => {
+            j.remove()?;
+            sum.result = "migrated".into();
+            say(&format!("CT {ctid} migrated to {target}"));
+        }
+        Err(Error::Undo(_)) => {
+            sum.result = "undo-incomplete".into();
+        }
+        Err(_) => {
+            // every undo succeeded: the source is as it was
+            j.remove()?;
+            sum.result = "undone".into();
+        }
+    }
+    if let Some(r) = ctx.take_remote() {
+        r.ssh.close();
+    }
+    r
+}
+
+fn recover(opts: &Options, etc: &VzEtc, ctid: u32, sum: &mut Summary) -> Result<()> {
+    let fp = Failpoints::from_env()?;
+    let lockdir = lockdir_of(etc, ctid)?;
+    let jdir = journal_dir(opts, &lockdir);
+    let jpath = journal::journal_path(&jdir, ctid);
+    if !jpath.exists() {
+        return Err(Error::check(
+            Kind::Usage,
+            format!("journal {}", jpath.display()),
+            format!("does not exist: there is no unfinished migration of CT {ctid} to recover"),
+        ));
+    }
+    let lock = CtLock::acquire(&lockdir, ctid, "migrating")?;
+    let res = (|| {
+        let st = journal::read(&jpath)?;
+        let job: Job = serde_json::from_value(st.header.clone()).map_err(|e| {
+            Error::check(
+                Kind::System,
+                format!("journal {}", jpath.display()),
+                format!("bad header: {e}"),
+            )
+        })?;
+        sum.target = job.target.clone();
+        sum.scenario = Some(job.plan.scenario.name().into());
+        sum.state = Some(job.plan.state.name().into());
+        let mut j = Journal::open(&jpath)?;
+        let mut ctx = Ctx::new(job, None, None);
+        if st.committed {
+            say(&format!(
+                "recover CT {ctid}: the migration was committed; finishing the source cleanup"
+            ));
+            let steps = ctx.job.plan.steps.clone();
+            for (i, s) in steps.iter().enumerate() {
+                if s.post_commit() && !st.done.contains(&i) {
+                    j.append(&Record::Begin { i })?;
+                    ops::run(&mut ctx, s).map_err(|e| Error::Step {
+                        step: s.name(),
+                        source: Box::new(e),
+                    })?;
+                    j.append(&Record::Done { i, noop: false })?;
+                    say(&format!("step {}: done", s.name()));
+                }
+            }
+            sum.result = "recovered".into();
+        } else {
+            say(&format!(
+                "recover CT {ctid}: undoing the interrupted migration to {}",
+                ctx.job.target
+            ));
+            undo_all(&mut ctx, &mut j, &fp, sum)?;
+            sum.result = "undone".into();
+        }
+        if let Some(r) = ctx.take_remote() {
+            r.ssh.close();
+        }
+        j.remove()
+    })();
+    let rel = lock.release();
+    res?;
+    rel
+}
+
+pub fn print_times(sum: &Summary) {
+    eprintln!("times:");
+    for s in &sum.steps {
+        eprintln!("  {:<20} {:>9.3}s  {}", s.name, s.seconds, s.status);
+    }
+    if let Some(d) = sum.downtime_seconds {
+        eprintln!("  {:<20} {:>9.3}s", "downtime", d);
+    }
+    eprintln!("  {:<20} {:>9.3}s", "total", sum.total_seconds);
+}
+
+#[allow(dead_code)]
+fn _assert_send(_: &Summary) {}

@@ -1,0 +1,586 @@
+//! `vzfs-migrate helper ...`: the target side of a migration, run over ssh
+//! by the source, answering one JSON line on stdout
+//! (`{"ok":true,"data":...}` or `{"ok":false,"kind":...,"error":...}`).
+//! Both sides use the same code ([`crate::hostops`], the vzfs library).
+//! The first call of every migration is `helper version`: a missing or
+//! different vzfs-migrate on the target stops it before anything changes.
+//!
+//! Commands (CTID is decimal; the container's settings come from the
+//! target's own config once `install-config` has put it there):
+//! - `version`
+//! - `facts CTID [--device SPEC] [--uuid UUID]`, stdin: the container
+//!   config text as it will be installed: private/root paths and state,
+//!   whether the CT exists, vzctl presence, the device (by spec and by UUID)
+//! - `install-config CTID`, stdin: JSON `{conf, scripts:[[name,mode,bytes]]}`
+//! - `remove-config CTID NAME...`
+//! - `prepare-private CTID` / `unprepare-private CTID`
+//! - `wipe-private CTID`
+//! - `mount CTID` / `umount CTID` (the container's device)
+//! - `dev-mount CTID SPEC PATH` / `dev-umount CTID SPEC PATH` (dump device)
+//! - `remove-dump CTID`
+//! - `probe-uuid UUID`
+
+use crate::error::{Error, Kind, Result};
+use crate::hostops::{self, DevFacts, PathState};
+use crate::transport::Ssh;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use vzfs::config::{self, VzConfig, VzEtc};
+use vzfs::hook::{CtFs, Outcome};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Bumped whenever a helper command changes.
+pub const PROTO: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Facts {
+    pub conf_exists: bool,
+    pub conf_path: PathBuf,
+    pub private: PathBuf,
+    pub private_state: PathState,
+    pub private_mounted: Option<String>,
+    pub root: Option<PathBuf>,
+    pub lockdir: PathBuf,
+    pub dumpdir: PathBuf,
+    pub vzctl_found: bool,
+    pub device: Option<DevFacts>,
+    pub device_error: Option<String>,
+    pub uuid_device: Option<DevFacts>,
+    pub uuid_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstallConfig {
+    pub conf: Vec<u8>,
+    /// (file name in the scripts directory, mode, content)
+    pub scripts: Vec<(String, u32, Vec<u8>)>,
+}
+
+fn outcome_json(o: &Outcome) -> Value {
+    match o {
+        Outcome::Shared => json!({"outcome": "shared"}),
+        Outcome::Mounted {
+            device,
+            path,
+            fstype,
+        } => {
+            json!({"outcome": "mounted", "device": device, "path": path, "fstype": fstype})
+        }
+        Outcome::AlreadyMounted { device, path } => {
+            json!({"outcome": "already-mounted", "device": device, "path": path})
+        }
+        Outcome::NotMounted { path } => json!({"outcome": "not-mounted", "path": path}),
+        Outcome::Unmounted { device, path } => {
+            json!({"outcome": "unmounted", "device": device, "path": path})
+        }
+    }
+}
+
+fn ctid_arg(a: Option<&String>) -> Result<u32> {
+    crate::cli::parse_ctid(a.map(String::as_str).unwrap_or(""))
+}
+
+fn read_stdin() -> Result<Vec<u8>> {
+    let mut v = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut v)
+        .map_err(|e| Error::io(Kind::System, "cannot read", "stdin", e))?;
+    Ok(v)
+}
+
+fn which(prog: &str) -> bool {
+    if prog.contains('/') {
+        return Path::new(prog).is_file();
+    }
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
+        .unwrap_or(false)
+}
+
+fn scripts_name_ok(ctid: u32, name: &str) -> bool {
+    name == format!("{ctid}.conf")
+        || hostops::CT_SCRIPTS
+            .iter()
+            .any(|s| name == format!("{ctid}.{s}"))
+}
+
+/// The target's facts for a container whose config text is `conf_text`.
+pub fn facts(
+    etc: &VzEtc,
+    ctid: u32,
+    conf_text: &str,
+    device: Option<&str>,
+    uuid: Option<&str>,
+    vzctl: &str,
+) -> Result<Facts> {
+    let id = ctid.to_string();
+    let conf_path = etc.ct_conf(&id);
+    let global = match config::read(&etc.global_conf()) {
+        Ok(g) => g,
+        Err(config::ConfigError::Io { error, .. })
+            if error.kind() == std::io::ErrorKind::NotFound =>
+        {
+            config::ConfigFile {
+                path: etc.global_conf(),
+                entries: Vec::new(),
+            }
+        }
+        Err(e) => {
+            return Err(hostops::cfg_err(
+                Kind::RemoteConfig,
+                "target global config",
+                e,
+            ))
+        }
+    };
+    let ct = config::parse(&conf_path, conf_text)
+        .map_err(|e| hostops::cfg_err(Kind::RemoteConfig, format!("config of CT {ctid}"), e))?;
+    let cfg = VzConfig::from_files(global, ct, &id);
+    let fs =
+        CtFs::from_config(&cfg).map_err(|e| hostops::lib_err(format!("config of CT {ctid}"), e))?;
+    let dumpdir = cfg
+        .path_value("DUMPDIR")
+        .map_err(|e| hostops::cfg_err(Kind::RemoteConfig, "DUMPDIR", e))?
+        .unwrap_or_else(|| PathBuf::from("/vz/dump"));
+    let (device, device_error) = match device {
+        None => (None, None),
+        Some(s) => match hostops::device_facts(s) {
+            Ok(d) => (Some(d), None),
+            Err(e) => (None, Some(e.chain())),
+        },
+    };
+    let (uuid_device, uuid_error) = match uuid {
+        None => (None, None),
+        Some(u) => match hostops::device_facts(&format!("UUID={u}")) {
+            Ok(d) => (Some(d), None),
+            Err(e) => (None, Some(e.chain())),
+        },
+    };
+    Ok(Facts {
+        conf_exists: conf_path.exists(),
+        conf_path,
+        private_state: hostops::path_state(&fs.private),
+        private_mounted: hostops::mounted_on(&fs.private)?,
+        private: fs.private,
+        root: fs.root,
+        lockdir: fs.lockdir,
+        dumpdir,
+        vzctl_found: which(vzctl),
+        device,
+        device_error,
+        uuid_device,
+        uuid_error,
+    })
+}
+
+fn dumpdir_of(cfg: &VzConfig) -> Result<PathBuf> {
+    Ok(cfg
+        .path_value("DUMPDIR")
+        .map_err(|e| hostops::cfg_err(Kind::RemoteConfig, "DUMPDIR", e))?
+        .unwrap_or_else(|| PathBuf::from("/vz/dump")))
+}
+
+pub fn dump_file(dumpdir: &Path, ctid: u32) -> PathBuf {
+    dumpdir.join(format!("Dump.{ctid}"))
+}
+
+/// Run one helper command on this node.
+pub fn dispatch(etc: &VzEtc, args: &[String]) -> Result<Value> {
+    let cmd = args.first().map(String::as_str).unwrap_or("");
+    let rest = &args[args.len().min(1)..];
+    match cmd {
+        "version" => Ok(json!({"version": VERSION, "proto": PROTO})),
+        "facts" => {
+            let ctid = ctid_arg(rest.first())?;
+            let mut device = None;
+            let mut uuid = None;
+            let mut vzctl = "vzctl".to_string();
+            let mut it = rest[1..].iter();
+            while let Some(a) = it.next() {
+                match a.as_str() {
+                    "--device" => device = it.next().cloned(),
+                    "--uuid" => uuid = it.next().cloned(),
+                    "--vzctl" => vzctl = it.next().cloned().unwrap_or(vzctl),
+                    o => {
+                        return Err(Error::Usage(format!(
+                            "helper facts: unknown argument {o:?}"
+                        )))
+                    }
+                }
+            }
+            let text = String::from_utf8(read_stdin()?).map_err(|_| {
+                Error::check(
+                    Kind::RemoteConfig,
+                    format!("config of CT {ctid}"),
+                    "is not UTF-8",
+                )
+            })?;
+            let f = facts(etc, ctid, &text, device.as_deref(), uuid.as_deref(), &vzctl)?;
+            Ok(serde_json::to_value(f).expect("facts serialize"))
+        }
+        "install-config" => {
+            let ctid = ctid_arg(rest.first())?;
+            let inst: InstallConfig = serde_json::from_slice(&read_stdin()?).map_err(|e| {
+                Error::check(Kind::ApplyConfig, "install-config input", e.to_string())
+            })?;
+            let conf = etc.ct_conf(&ctid.to_string());
+            if conf.exists() {
+                return Err(Error::check(
+                    Kind::Exists,
+                    format!("{}", conf.display()),
+                    format!("container {ctid} already exists on this node"),
+                ));
+            }
+            std::fs::create_dir_all(etc.scripts_dir())
+                .map_err(|e| Error::io(Kind::ApplyConfig, "cannot create", etc.scripts_dir(), e))?;
+            for (name, mode, data) in &inst.scripts {
+                if !scripts_name_ok(ctid, name) {
+                    return Err(Error::Usage(format!(
+                        "helper install-config: bad script name {name:?}"
+                    )));
+                }
+                hostops::write_atomic(&etc.scripts_dir().join(name), data, *mode & 0o7777)?;
+            }
+            hostops::write_atomic(&conf, &inst.conf, 0o644)?;
+            Ok(json!({"conf": conf}))
+        }
+        "remove-config" => {
+            let ctid = ctid_arg(rest.first())?;
+            let mut removed = Vec::new();
+            for name in &rest[1..] {
+                if !scripts_name_ok(ctid, name) {
+                    return Err(Error::Usage(format!(
+                        "helper remove-config: bad name {name:?}"
+                    )));
+                }
+                let p = etc.scripts_dir().join(name);
+                match std::fs::remove_file(&p) {
+                    Ok(()) => removed.push(p),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(Kind::ApplyConfig, "cannot remove", &p, e)),
+                }
+            }
+            Ok(json!({"removed": removed}))
+        }
+        "prepare-private" => {
+            let ctid = ctid_arg(rest.first())?;
+            let (_, fs) = hostops::ct_fs(etc, ctid)?;
+            let created = !fs.private.exists();
+            std::fs::create_dir_all(&fs.private)
+                .map_err(|e| Error::io(Kind::System, "cannot create", &fs.private, e))?;
+            if let Some(r) = &fs.root {
+                std::fs::create_dir_all(r)
+                    .map_err(|e| Error::io(Kind::System, "cannot create", r, e))?;
+            }
+            let outcome = hostops::ct_mount(etc, &fs)?;
+            let state = hostops::path_state(&fs.private);
+            if !matches!(state, PathState::Empty | PathState::LostFound) {
+                return Err(Error::check(
+                    Kind::Exists,
+                    format!("target private area {}", fs.private.display()),
+                    "is not empty: it holds files of another container or an earlier copy; clean it by hand or choose another device",
+                ));
+            }
+            Ok(json!({"created": created, "mount": outcome_json(&outcome)}))
+        }
+        "unprepare-private" => {
+            let ctid = ctid_arg(rest.first())?;
+            let (_, fs) = hostops::ct_fs(etc, ctid)?;
+            let outcome = hostops::ct_umount(etc, &fs)?;
+            let removed = hostops::rmdir_if_empty(&fs.private)?;
+            if let Some(r) = &fs.root {
+                hostops::rmdir_if_empty(r)?;
+            }
+            Ok(json!({"removed": removed, "umount": outcome_json(&outcome)}))
+        }
+        "wipe-private" => {
+            let ctid = ctid_arg(rest.first())?;
+            let (_, fs) = hostops::ct_fs(etc, ctid)?;
+            let outcome = hostops::ct_mount(etc, &fs)?;
+            let n = hostops::wipe_dir(&fs.private)?;
+            Ok(json!({"removed_entries": n, "mount": outcome_json(&outcome)}))
+        }
+        "mount" => {
+            let ctid = ctid_arg(rest.first())?;
+            let (_, fs) = hostops::ct_fs(etc, ctid)?;
+            Ok(outcome_json(&hostops::ct_mount(etc, &fs)?))
+        }
+        "umount" => {
+            let ctid = ctid_arg(rest.first())?;
+            let (_, fs) = hostops::ct_fs(etc, ctid)?;
+            Ok(outcome_json(&hostops::ct_umount(etc, &fs)?))
+        }
+        "dev-mount" | "dev-umount" => {
+            let ctid = ctid_arg(rest.first())?;
+            let (spec, path) = match (rest.get(1), rest.get(2)) {
+                (Some(s), Some(p)) => (s, PathBuf::from(p)),
+                _ => return Err(Error::Usage(format!("helper {cmd} CTID SPEC PATH"))),
+            };
+            let lockdir = global_lockdir(etc)?;
+            let fs = hostops::adhoc_fs(ctid, &lockdir, spec, &path)?;
+            let o = if cmd == "dev-mount" {
+                hostops::ct_mount(etc, &fs)?
+            } else {
+                let o = hostops::ct_umount(etc, &fs)?;
+                hostops::rmdir_if_empty(&path)?;
+                o
+            };
+            Ok(outcome_json(&o))
+        }
+        "remove-dump" => {
+            let ctid = ctid_arg(rest.first())?;
+            let (cfg, _) = hostops::ct_fs(etc, ctid)?;
+            let f = dump_file(&dumpdir_of(&cfg)?, ctid);
+            match std::fs::remove_file(&f) {
+                Ok(()) => Ok(json!({"removed": f})),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(json!({"removed": null})),
+                Err(e) => Err(Error::io(Kind::System, "cannot remove", &f, e)),
+            }
+        }
+        "probe-uuid" => {
+            let uuid = rest
+                .first()
+                .ok_or_else(|| Error::Usage("helper probe-uuid UUID".into()))?;
+            match hostops::device_facts(&format!("UUID={uuid}")) {
+                Ok(d) => Ok(serde_json::to_value(d).expect("serializes")),
+                Err(_) => Ok(Value::Null),
+            }
+        }
+        other => Err(Error::Usage(format!("unknown helper command {other:?}"))),
+    }
+}
+
+pub fn global_lockdir(etc: &VzEtc) -> Result<PathBuf> {
+    let global = match config::read(&etc.global_conf()) {
+        Ok(g) => g,
+        Err(_) => config::ConfigFile {
+            path: etc.global_conf(),
+            entries: Vec::new(),
+        },
+    };
+    let empty = config::ConfigFile {
+        path: PathBuf::from("/dev/null"),
+        entries: Vec::new(),
+    };
+    let cfg = VzConfig::from_files(global, empty, "1");
+    Ok(cfg
+        .path_value("LOCKDIR")
+        .map_err(|e| hostops::cfg_err(Kind::System, "LOCKDIR", e))?
+        .unwrap_or_else(|| PathBuf::from("/vz/lock")))
+}
+
+/// `vzfs-migrate helper [--etc DIR] CMD ...`: print the JSON answer, return
+/// the exit code (0 ok, 1 error).
+pub fn main(args: &[String]) -> i32 {
+    vzfs::log::init("vzfs-migrate-helper", 0, false);
+    let (etc, args) = match args.first().map(String::as_str) {
+        Some("--etc") if args.len() >= 2 => (VzEtc::new(&args[1]), &args[2..]),
+        _ => (VzEtc::default(), args),
+    };
+    let answer = match dispatch(&etc, args) {
+        Ok(data) => json!({"ok": true, "data": data}),
+        Err(e) => json!({"ok": false, "kind": e.kind().name(), "error": e.chain()}),
+    };
+    println!("{answer}");
+    if answer["ok"] == true {
+        0
+    } else {
+        1
+    }
+}
+
+/// The source's handle on the target: the ssh connection, the helper
+/// binary and vzctl there.
+pub struct Remote {
+    pub ssh: Ssh,
+    pub helper: String,
+    pub vzctl: String,
+    pub etc: Option<String>,
+}
+
+impl Remote {
+    pub fn host(&self) -> &str {
+        &self.ssh.host
+    }
+
+    /// Call a helper command; an `ok:false` answer becomes an error naming
+    /// the host and the command.
+    pub fn call(&self, args: &[&str], input: Option<&[u8]>) -> Result<Value> {
+        let mut argv = vec![self.helper.clone(), "helper".into()];
+        if let Some(e) = &self.etc {
+            argv.push("--etc".into());
+            argv.push(e.clone());
+        }
+        argv.extend(args.iter().map(|s| s.to_string()));
+        let o = self.ssh.run_input(&argv, input)?;
+        let what = format!("target {}: helper {}", self.host(), args.join(" "));
+        let line = o.stdout.lines().rev().find(|l| l.starts_with('{'));
+        let v: Value = match line.map(serde_json::from_str::<Value>) {
+            Some(Ok(v)) => v,
+            _ => {
+                // no JSON: the helper is missing or not ours
+                return Err(Error::check(
+                    Kind::TargetSoftware,
+                    what,
+                    format!(
+                        "no answer from `{}` ({}){}; install the same vzfs-migrate ({VERSION}) on {}",
+                        self.helper,
+                        o.status_text(),
+                        crate::transport::tail(&o.stderr)
+                            .lines()
+                            .last()
+                            .map(|l| format!(": {l}"))
+                            .unwrap_or_default(),
+                        self.host()
+                    ),
+                ));
+            }
+        };
+        if v["ok"] == true {
+            Ok(v["data"].clone())
+        } else {
+            let kind = v["kind"]
+                .as_str()
+                .and_then(Kind::from_name)
+                .unwrap_or(Kind::System);
+            Err(Error::check(
+                kind,
+                what,
+                v["error"].as_str().unwrap_or("failed").to_string(),
+            ))
+        }
+    }
+
+    /// The version check that comes before anything else.
+    pub fn check_version(&self) -> Result<()> {
+        let v = self.call(&["version"], None)?;
+        let theirs = v["version"].as_str().unwrap_or("?");
+        let proto = v["proto"].as_u64().unwrap_or(0);
+        if theirs != VERSION || proto != PROTO as u64 {
+            return Err(Error::check(
+                Kind::TargetSoftware,
+                format!("target {}", self.host()),
+                format!(
+                    "runs vzfs-migrate {theirs} (helper protocol {proto}), this node {VERSION} (protocol {PROTO}); install the same version on both nodes"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Run vzctl on the target (it takes its own lock there).
+    pub fn vzctl(&self, cmd: &str, ctid: u32, args: &[&str]) -> Result<crate::transport::Output> {
+        self.ssh
+            .run(&crate::vzctl::argv(&self.vzctl, false, cmd, ctid, args))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn etc(name: &str) -> (PathBuf, VzEtc) {
+        let d = std::env::temp_dir().join(format!("vzfs-helper-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("conf")).unwrap();
+        std::fs::write(
+            d.join("vz.conf"),
+            format!(
+                "LOCKDIR={0}/lock\nDUMPDIR={0}/dump\nVE_ROOT={0}/root/$VEID\nVE_PRIVATE={0}/private/$VEID\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        (d.clone(), VzEtc::new(&d))
+    }
+
+    fn a(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn version_and_unknown() {
+        let (d, e) = etc("ver");
+        let v = dispatch(&e, &a(&["version"])).unwrap();
+        assert_eq!(v["version"], VERSION);
+        assert!(dispatch(&e, &a(&["bogus"]))
+            .unwrap_err()
+            .to_string()
+            .contains("bogus"));
+        assert_eq!(
+            dispatch(&e, &a(&["mount", "x"])).unwrap_err().exit_code(),
+            1
+        );
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn facts_from_config_text() {
+        let (d, e) = etc("facts");
+        let f = facts(&e, 101, "OSTEMPLATE=\"debian\"\n", None, None, "/bin/sh").unwrap();
+        assert!(!f.conf_exists);
+        assert_eq!(f.private, d.join("private/101"));
+        assert_eq!(f.private_state, PathState::Absent);
+        assert_eq!(f.dumpdir, d.join("dump"));
+        assert!(f.vzctl_found);
+        // a CT file's own VE_PRIVATE wins
+        let f = facts(
+            &e,
+            101,
+            "VE_PRIVATE=\"/srv/ct/$VEID\"\n",
+            Some("/dev/vzfs-nonexistent"),
+            None,
+            "no-such-vzctl-x",
+        )
+        .unwrap();
+        assert_eq!(f.private, PathBuf::from("/srv/ct/101"));
+        assert!(!f.vzctl_found);
+        assert!(f.device.is_none());
+        assert!(f.device_error.unwrap().contains("/dev/vzfs-nonexistent"));
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn shared_private_prepare_wipe_unprepare() {
+        let (d, e) = etc("prep");
+        std::fs::write(d.join("conf/101.conf"), "OSTEMPLATE=x\n").unwrap();
+        let v = dispatch(&e, &a(&["prepare-private", "101"])).unwrap();
+        assert_eq!(v["created"], true);
+        assert_eq!(v["mount"]["outcome"], "shared");
+        std::fs::write(d.join("private/101/file"), "data").unwrap();
+        let v = dispatch(&e, &a(&["wipe-private", "101"])).unwrap();
+        assert_eq!(v["removed_entries"], 1);
+        dispatch(&e, &a(&["unprepare-private", "101"])).unwrap();
+        assert!(!d.join("private/101").exists());
+        assert!(!d.join("root/101").exists());
+        // non-empty target private area is refused
+        std::fs::create_dir_all(d.join("private/101")).unwrap();
+        std::fs::write(d.join("private/101/x"), "other").unwrap();
+        let err = dispatch(&e, &a(&["prepare-private", "101"])).unwrap_err();
+        assert_eq!(err.exit_code(), 9);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn install_and_remove_config() {
+        let (d, e) = etc("inst");
+        let inst = InstallConfig {
+            conf: b"A=\"1\"\n# comment\n".to_vec(),
+            scripts: vec![("101.mount".into(), 0o755, b"#!/bin/sh\n".to_vec())],
+        };
+        let input = serde_json::to_vec(&inst).unwrap();
+        // through stdin is the real path; call the parts directly here
+        let conf = e.ct_conf("101");
+        assert!(!conf.exists());
+        hostops::write_atomic(&conf, &inst.conf, 0o644).unwrap();
+        assert_eq!(std::fs::read(&conf).unwrap(), inst.conf);
+        let v = dispatch(&e, &a(&["remove-config", "101", "101.conf", "101.mount"])).unwrap();
+        assert_eq!(v["removed"].as_array().unwrap().len(), 1);
+        assert!(dispatch(&e, &a(&["remove-config", "101", "../../etc/passwd"])).is_err());
+        assert!(dispatch(&e, &a(&["remove-config", "101", "102.conf"])).is_err());
+        drop(input);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
