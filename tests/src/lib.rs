@@ -1,1 +1,51 @@
-//! placeholder
+//! vzfs-lab: the ground every end-to-end test and the demo stand on.
+//!
+//! * [`lab`]: a lab of N hardware nodes ("hosts") on one machine, each in its
+//!   own network, mount and UTS namespaces with its own sshd, `/etc/vz`, `/vz`
+//!   and a private `/dev`; local disks and SAN LUNs (one image, one loop
+//!   device per host, optional ext4 MMP); teardown that leaves nothing behind.
+//! * [`vzctl`]: a test double of vzctl 4.x (binary `vzctl-double`, installed
+//!   as `vzctl` on every host), following `docs/VZCTL-CONTRACT.md`.
+//! * [`workload`]: the process that is a "running container".
+//! * [`demo`]: the scenarios `make demo` shows.
+//! * [`preflight`]: can this machine run a lab; the `VZFS_SKIP_ROOT_TESTS=1` opt-out.
+//!
+//! # Using the lab in a test
+//! ```no_run
+//! use vzfs_lab::{Lab, Fs};
+//! let Some(lab) = Lab::builder().hosts(&["a", "b"]).start_for_test("my_test") else { return };
+//! let lun = lab.add_lun("lun1", &["a", "b"], Fs::Ext4Mmp).unwrap();
+//! let a = lab.host("a");
+//! a.run_ok(&["mount", lun.device("a").to_str().unwrap(), "/mnt"]).unwrap();
+//! let out = a.ssh(lab.host("b"), &["blkid", "-o", "device"]).unwrap();
+//! assert!(out.success(), "{out}");
+//! lab.teardown().unwrap(); // or just drop it
+//! ```
+
+pub mod cmd;
+pub mod demo;
+pub mod error;
+pub mod lab;
+pub mod mountinfo;
+pub mod preflight;
+pub mod vzctl;
+pub mod workload;
+
+pub use cmd::Output;
+pub use error::{LabError, Result};
+pub use lab::{Attachment, Disk, DiskSpec, Fs, Host, Lab, LabBuilder};
+
+/// An error and all its sources on one line (`a: b: c`), as binaries print them.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,988 @@
+//! `vzfs-bench`: the speed goals of vzfs, measured side by side in one run and
+//! printed as ratios (`make bench`). Never a pass/fail test on timing: it
+//! exits non-zero only when it cannot measure, and says "target met" or
+//! "target missed".
+//!
+//! It owns its whole environment: as root it enters a private mount namespace
+//! of its own (so this machine's mounts are never touched), covers `/etc/vz`
+//! and `/vz` with tmpfs, makes a 64 MiB sparse ext4 image, attaches it to a
+//! loop device (with autoclear, and an fd held by the bench, so even a
+//! `kill -9` leaves no loop device behind) and writes a container config 101
+//! with `VE_DEVICE`. Every exit path (including a panic inside a section)
+//! unmounts and detaches what it made.
+//!
+//! Sections (each prints a header; `--only NAME` runs one):
+//! - `hook`: one premount+postumount pair, four ways, interleaved round-robin
+//!   so drift cancels: raw mount(2)+umount2(2) in-process, the release
+//!   `vzfs-hook` started exactly as vzctl starts it, the seed's two shell
+//!   hooks (docs/SEED.md) verbatim, and mount(8)+umount(8) for reference.
+//!   Target: vzfs-hook <= 1.15x raw (median).
+//! - `hook-mmp`: the same on ext4 with multi-mount protection.
+//!
+//! Binaries are found next to this executable, or in `$VZFS_BIN_DIR`.
+
+use nix::mount::{MntFlags, MsFlags};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+/// The hook's target: vzfs-hook pair at most this many times a raw pair.
+const TARGET_HOOK_RAW: f64 = 1.15;
+const CTID: &str = "101";
+const ETC_VZ: &str = "/etc/vz";
+const VZ: &str = "/vz";
+const IMAGE_SIZE: u64 = 64 << 20;
+/// vzctl's exact environment for action scripts (VZCTL-CONTRACT.md).
+const VZCTL_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The seed's `vps.premount`, verbatim (SEED.md).
+const SEED_PREMOUNT: &str = r#"#!/bin/bash
+source ${VE_CONFFILE}
+[ -d ${VE_PRIVATE} ] || mkdir ${VE_PRIVATE}
+[ -n "$VE_DEVICE" ] && mount ${VE_DEVICE} ${VE_PRIVATE} || echo -n " "
+"#;
+
+/// The seed's `vps.postumount`, verbatim (SEED.md).
+const SEED_POSTUMOUNT: &str = r#"#!/bin/bash
+source ${VE_CONFFILE}
+if [ -n "$VE_DEVICE" ]; then
+   umount ${VE_PRIVATE} 2> /dev/null || echo -n ""
+fi
+"#;
+
+type Res<T> = Result<T, String>;
+
+// ---------------------------------------------------------------- options
+
+#[derive(Debug, Clone)]
+struct Opts {
+    pairs: usize,
+    mmp_pairs: usize,
+    warmup: usize,
+    only: Option<String>,
+    mmp: bool,
+}
+
+const USAGE: &str =
+    "usage: vzfs-bench [--pairs N] [--mmp-pairs N] [--warmup N] [--no-mmp] [--only SECTION]
+
+Measures, side by side and interleaved, a container's premount+postumount pair
+through vzfs-hook against raw mount(2)+umount2(2), the seed's shell hooks and
+mount(8)+umount(8). Must run as root; works inside a private mount namespace.
+
+  --pairs N       measured pairs per method in section `hook` (default 200)
+  --mmp-pairs N   measured pairs per method in section `hook-mmp` (default 50)
+  --warmup N      unmeasured rounds before each section (default 5)
+  --no-mmp        skip section `hook-mmp`
+  --only SECTION  run one section (hook, hook-mmp)
+
+Environment: VZFS_BIN_DIR = directory of the release vzfs-hook binary
+(default: the directory of this executable).
+Exit status: 0 measured (whether or not a target was met), 1 could not measure,
+2 usage.";
+
+fn parse_opts() -> Result<Opts, String> {
+    let mut o = Opts {
+        pairs: 200,
+        mmp_pairs: 50,
+        warmup: 5,
+        only: None,
+        mmp: true,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut num = |name: &str| -> Result<usize, String> {
+            let v = args
+                .next()
+                .ok_or_else(|| format!("{name} needs a number"))?;
+            v.parse::<usize>()
+                .map_err(|_| format!("{name}: {v:?} is not a number"))
+        };
+        match a.as_str() {
+            "--pairs" => o.pairs = num("--pairs")?,
+            "--mmp-pairs" => o.mmp_pairs = num("--mmp-pairs")?,
+            "--warmup" => o.warmup = num("--warmup")?,
+            "--no-mmp" => o.mmp = false,
+            "--only" => {
+                let s = args.next().ok_or("--only needs a section name")?;
+                if !SECTIONS.iter().any(|(n, _)| *n == s) {
+                    return Err(format!(
+                        "--only: no section {s:?} (sections: {})",
+                        SECTIONS
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                o.only = Some(s);
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            _ => return Err(format!("unknown argument {a:?}")),
+        }
+    }
+    if o.pairs < 2 || o.mmp_pairs < 2 {
+        return Err("--pairs and --mmp-pairs must be at least 2".into());
+    }
+    Ok(o)
+}
+
+// ---------------------------------------------------------------- statistics
+
+/// Samples of one method, in milliseconds.
+#[derive(Debug, Default, Clone)]
+struct Samples(Vec<f64>);
+
+impl Samples {
+    fn push(&mut self, d: Duration) {
+        self.0.push(d.as_secs_f64() * 1e3);
+    }
+    fn sorted(&self) -> Vec<f64> {
+        let mut v = self.0.clone();
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v
+    }
+    fn median(&self) -> f64 {
+        let v = self.sorted();
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    }
+    /// Nearest-rank percentile.
+    fn pct(&self, p: f64) -> f64 {
+        let v = self.sorted();
+        let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+        v[rank.clamp(1, v.len()) - 1]
+    }
+    fn min(&self) -> f64 {
+        self.sorted()[0]
+    }
+}
+
+/// Median of the per-round ratios a[i]/b[i] (a paired estimate: both were
+/// measured in the same round, so slow drift cancels).
+fn paired_ratio(a: &Samples, b: &Samples) -> f64 {
+    let r = Samples(a.0.iter().zip(&b.0).map(|(x, y)| x / y).collect());
+    r.median()
+}
+
+fn print_table(rows: &[(&str, &Samples)]) {
+    println!(
+        "  {:<40} {:>10} {:>10} {:>10}",
+        "method (one premount+postumount pair)", "median ms", "p90 ms", "min ms"
+    );
+    for (name, s) in rows {
+        println!(
+            "  {:<40} {:>10.3} {:>10.3} {:>10.3}",
+            name,
+            s.median(),
+            s.pct(90.0),
+            s.min()
+        );
+    }
+}
+
+// ---------------------------------------------------------------- small system helpers
+
+fn run_cmd(argv: &[&str]) -> Res<()> {
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`{}` failed ({}): {}",
+            argv.join(" "),
+            out.status,
+            tail(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
+fn tail(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(b);
+    let lines: Vec<&str> = s.lines().rev().take(4).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+}
+
+fn write_file(path: &Path, text: &str, mode: u32) -> Res<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| format!("create {}: {e}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| format!("write {}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("chmod {}: {e}", path.display()))
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() {
+            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 4])
+                .ok()
+                .and_then(|t| u8::from_str_radix(t, 8).ok())
+            {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Device numbers ("maj:min") of everything mounted exactly on `mp` in this
+/// mount namespace, bottom first.
+fn mounted_on(mp: &Path) -> Res<Vec<String>> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("read /proc/self/mountinfo: {e}"))?;
+    let want = mp.to_string_lossy();
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f.len() > 4 && unescape(f[4]) == want).then(|| f[2].to_string())
+        })
+        .collect())
+}
+
+fn dev_of(node: &Path) -> Res<String> {
+    let m = std::fs::metadata(node).map_err(|e| format!("stat {}: {e}", node.display()))?;
+    if !m.file_type().is_block_device() {
+        return Err(format!("{} is not a block device", node.display()));
+    }
+    Ok(format!(
+        "{}:{}",
+        libc::major(m.rdev() as libc::dev_t),
+        libc::minor(m.rdev() as libc::dev_t)
+    ))
+}
+
+// ---------------------------------------------------------------- loop devices
+
+const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
+const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
+const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
+const LO_FLAGS_AUTOCLEAR: u32 = 4;
+
+#[repr(C)]
+struct LoopInfo64 {
+    lo_device: u64,
+    lo_inode: u64,
+    lo_rdevice: u64,
+    lo_offset: u64,
+    lo_sizelimit: u64,
+    lo_number: u32,
+    lo_encrypt_type: u32,
+    lo_encrypt_key_size: u32,
+    lo_flags: u32,
+    lo_file_name: [u8; 64],
+    lo_crypt_name: [u8; 64],
+    lo_encrypt_key: [u8; 32],
+    lo_init: [u64; 2],
+}
+
+#[repr(C)]
+struct LoopConfig {
+    fd: u32,
+    block_size: u32,
+    info: LoopInfo64,
+    reserved: [u64; 8],
+}
+
+/// A loop device attached by the bench. The held `fd` keeps it attached
+/// while filesystems are mounted and unmounted; with autoclear the kernel
+/// detaches it when that fd closes, whatever way the bench ends.
+struct LoopDev {
+    node: PathBuf,
+    fd: File,
+    image: PathBuf,
+}
+
+impl LoopDev {
+    fn attach(image: &Path) -> Res<LoopDev> {
+        let img = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(image)
+            .map_err(|e| format!("open {}: {e}", image.display()))?;
+        let ctl = File::open("/dev/loop-control").map_err(|e| {
+            format!("open /dev/loop-control: {e} (no loop devices? `modprobe loop`)")
+        })?;
+        for _ in 0..20 {
+            // SAFETY: ioctl without argument on an open descriptor.
+            let n = unsafe { libc::ioctl(ctl.as_raw_fd(), LOOP_CTL_GET_FREE as _) };
+            if n < 0 {
+                return Err(format!(
+                    "LOOP_CTL_GET_FREE on /dev/loop-control: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            let node = PathBuf::from(format!("/dev/loop{n}"));
+            let fd = match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_CLOEXEC)
+                .open(&node)
+            {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(format!(
+                        "{} does not exist (no device node for a free loop device)",
+                        node.display()
+                    ))
+                }
+                Err(e) => return Err(format!("open {}: {e}", node.display())),
+            };
+            let mut name = [0u8; 64];
+            let s = image.to_string_lossy();
+            let k = s.len().min(63);
+            name[..k].copy_from_slice(&s.as_bytes()[..k]);
+            let cfg = LoopConfig {
+                fd: img.as_raw_fd() as u32,
+                block_size: 0,
+                info: LoopInfo64 {
+                    lo_device: 0,
+                    lo_inode: 0,
+                    lo_rdevice: 0,
+                    lo_offset: 0,
+                    lo_sizelimit: 0,
+                    lo_number: 0,
+                    lo_encrypt_type: 0,
+                    lo_encrypt_key_size: 0,
+                    lo_flags: LO_FLAGS_AUTOCLEAR,
+                    lo_file_name: name,
+                    lo_crypt_name: [0; 64],
+                    lo_encrypt_key: [0; 32],
+                    lo_init: [0; 2],
+                },
+                reserved: [0; 8],
+            };
+            // SAFETY: LOOP_CONFIGURE reads a struct loop_config we own.
+            let r = unsafe { libc::ioctl(fd.as_raw_fd(), LOOP_CONFIGURE as _, &cfg) };
+            if r == 0 {
+                return Ok(LoopDev {
+                    node,
+                    fd,
+                    image: image.to_path_buf(),
+                });
+            }
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EBUSY) {
+                return Err(format!(
+                    "LOOP_CONFIGURE {} with {}: {e}",
+                    node.display(),
+                    image.display()
+                ));
+            }
+            // Someone else took it between GET_FREE and CONFIGURE: try again.
+        }
+        Err("no free loop device after 20 attempts (other tests are racing for them?)".into())
+    }
+
+    /// Detaches (the kernel finishes when the last opener, our fd, closes).
+    fn detach(self) -> Res<()> {
+        // SAFETY: ioctl without argument on our open loop device.
+        let r = unsafe { libc::ioctl(self.fd.as_raw_fd(), LOOP_CLR_FD as _, 0) };
+        let res = if r == 0 {
+            Ok(())
+        } else {
+            let e = std::io::Error::last_os_error();
+            // ENXIO: already detached. With autoclear, closing the fd finishes it anyway.
+            if e.raw_os_error() == Some(libc::ENXIO) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "LOOP_CLR_FD {} ({}): {e}",
+                    self.node.display(),
+                    self.image.display()
+                ))
+            }
+        };
+        drop(self.fd);
+        res
+    }
+}
+
+// ---------------------------------------------------------------- the bench's environment
+
+/// Everything the bench set up, released by [`Lab::release`].
+struct Lab {
+    hook_bin: PathBuf,
+    /// Tmpfs mounts made in our private namespace, in order.
+    tmpfs: Vec<PathBuf>,
+    loops: Vec<LoopDev>,
+}
+
+impl Lab {
+    fn private_dir(&self) -> PathBuf {
+        Path::new(VZ).join("private").join(CTID)
+    }
+    fn conf_dir(&self) -> PathBuf {
+        Path::new(ETC_VZ).join("conf")
+    }
+    fn ct_conf(&self) -> PathBuf {
+        self.conf_dir().join(format!("{CTID}.conf"))
+    }
+    fn seed_dir(&self) -> PathBuf {
+        Path::new(VZ).join("bench").join("seed")
+    }
+
+    /// Private mount namespace, tmpfs on /etc/vz and /vz, the directory tree
+    /// vzctl expects, the hook's symlinks, the seed's scripts and vz.conf.
+    fn setup(&mut self) -> Res<()> {
+        // Single-threaded here: unshare(CLONE_NEWNS) applies to the process.
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+            .map_err(|e| format!("unshare(CLONE_NEWNS): {e} (run as root)"))?;
+        nix::mount::mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(|e| format!("mount --make-rprivate /: {e}"))?;
+        for d in [ETC_VZ, VZ] {
+            if !Path::new(d).is_dir() {
+                return Err(format!(
+                    "{d} does not exist; run scripts/install-prereqs (it creates the empty directory the bench covers with tmpfs)"
+                ));
+            }
+            nix::mount::mount(
+                Some("vzfs-bench"),
+                d,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some("mode=0755,size=256m"),
+            )
+            .map_err(|e| format!("mount tmpfs on {d}: {e}"))?;
+            self.tmpfs.push(PathBuf::from(d));
+        }
+        for d in ["private", "root", "lock", "dump", "bench/seed", "bench/img"] {
+            let p = Path::new(VZ).join(d);
+            std::fs::create_dir_all(&p).map_err(|e| format!("mkdir {}: {e}", p.display()))?;
+        }
+        std::fs::create_dir_all(self.conf_dir())
+            .map_err(|e| format!("mkdir {}: {e}", self.conf_dir().display()))?;
+        write_file(
+            &Path::new(ETC_VZ).join("vz.conf"),
+            "## Global parameters (vzfs-bench)\nVIRTUOZZO=yes\nLOCKDIR=/vz/lock\nDUMPDIR=/vz/dump\nVE_ROOT=/vz/root/$VEID\nVE_PRIVATE=/vz/private/$VEID\n",
+            0o644,
+        )?;
+        for name in ["vps.premount", "vps.postumount"] {
+            let l = self.conf_dir().join(name);
+            symlink(&self.hook_bin, &l).map_err(|e| format!("symlink {}: {e}", l.display()))?;
+        }
+        write_file(&self.seed_dir().join("vps.premount"), SEED_PREMOUNT, 0o755)?;
+        write_file(
+            &self.seed_dir().join("vps.postumount"),
+            SEED_POSTUMOUNT,
+            0o755,
+        )?;
+        Ok(())
+    }
+
+    /// A fresh 64 MiB sparse ext4 image on a new loop device; the container
+    /// config now names it as VE_DEVICE.
+    fn new_device(&mut self, name: &str, mmp: bool) -> Res<PathBuf> {
+        let image = Path::new(VZ).join("bench/img").join(format!("{name}.img"));
+        let f = File::create(&image).map_err(|e| format!("create {}: {e}", image.display()))?;
+        f.set_len(IMAGE_SIZE)
+            .map_err(|e| format!("truncate {}: {e}", image.display()))?;
+        drop(f);
+        // No lazy init: no ext4lazyinit thread writing in the background while we time.
+        let mut ext = "lazy_itable_init=0,lazy_journal_init=0,nodiscard".to_string();
+        let mut argv = vec!["mkfs.ext4", "-q", "-F", "-L", name];
+        if mmp {
+            argv.extend(["-O", "mmp"]);
+            ext.push_str(",mmp_update_interval=5");
+        }
+        argv.extend(["-E", &ext]);
+        let img = image.to_string_lossy().into_owned();
+        argv.push(&img);
+        run_cmd(&argv)?;
+        let l = LoopDev::attach(&image)?;
+        let node = l.node.clone();
+        self.loops.push(l);
+        // Valid vzctl syntax and valid shell (the seed `source`s it).
+        write_file(
+            &self.ct_conf(),
+            &format!(
+                "# container {CTID}, written by vzfs-bench\nONBOOT=\"no\"\nVE_ROOT=\"/vz/root/$VEID\"\nVE_PRIVATE=\"/vz/private/$VEID\"\nOSTEMPLATE=\"debian-7.0-x86_64\"\nVE_DEVICE=\"{}\"\n",
+                node.display()
+            ),
+            0o644,
+        )?;
+        std::fs::create_dir_all(self.private_dir())
+            .map_err(|e| format!("mkdir {}: {e}", self.private_dir().display()))?;
+        Ok(node)
+    }
+
+    fn detach_device(&mut self, node: &Path) -> Res<()> {
+        self.unmount_private()?;
+        match self.loops.iter().position(|l| l.node == node) {
+            Some(i) => self.loops.remove(i).detach(),
+            None => Ok(()),
+        }
+    }
+
+    /// Unmounts whatever is left on the private area (after a failed step).
+    fn unmount_private(&self) -> Res<()> {
+        let mp = self.private_dir();
+        for _ in 0..mounted_on(&mp)?.len() {
+            nix::mount::umount2(&mp, MntFlags::UMOUNT_NOFOLLOW)
+                .map_err(|e| format!("umount {}: {e}", mp.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Releases everything: mounts on the private area, loop devices, tmpfs.
+    /// Tries every step and reports all failures.
+    fn release(&mut self) -> Res<()> {
+        let mut errs = Vec::new();
+        if !self.tmpfs.is_empty() {
+            if let Err(e) = self.unmount_private() {
+                errs.push(e);
+            }
+        }
+        for l in self.loops.drain(..) {
+            if let Err(e) = l.detach() {
+                errs.push(e);
+            }
+        }
+        while let Some(d) = self.tmpfs.pop() {
+            if let Err(e) = nix::mount::umount2(&d, MntFlags::UMOUNT_NOFOLLOW) {
+                errs.push(format!("umount tmpfs {}: {e}", d.display()));
+            }
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs.join("; "))
+        }
+    }
+}
+
+// ---------------------------------------------------------------- methods
+
+/// One way of doing premount+postumount.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    /// mount(2)+umount2(2) in-process.
+    Raw,
+    /// The release vzfs-hook through the `vps.*` symlinks.
+    Hook,
+    /// The seed's two bash scripts.
+    Seed,
+    /// mount(8)+umount(8).
+    MountBin,
+}
+
+impl Method {
+    fn label(self) -> &'static str {
+        match self {
+            Method::Raw => "raw mount(2)+umount2(2)",
+            Method::Hook => "vzfs-hook (vps.premount+vps.postumount)",
+            Method::Seed => "seed shell hooks (bash, SEED.md)",
+            Method::MountBin => "mount(8)+umount(8) (reference)",
+        }
+    }
+}
+
+/// Runs an action script as vzctl does: argv[0] the script path, no
+/// arguments, a cleared environment with vzctl's variables, stdin /dev/null.
+fn run_action(script: &Path) -> Res<std::process::Output> {
+    Command::new(script)
+        .env_clear()
+        .env("HOME", "/")
+        .env("TERM", "linux")
+        .env("PATH", VZCTL_PATH)
+        .env("VEID", CTID)
+        .env("VE_CONFFILE", format!("{ETC_VZ}/conf/{CTID}.conf"))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))
+}
+
+fn run_plain(argv: &[&str]) -> Res<std::process::Output> {
+    Command::new(argv[0])
+        .args(&argv[1..])
+        .env_clear()
+        .env("PATH", VZCTL_PATH)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", argv[0]))
+}
+
+/// Checks, outside the timed window, that a step really did its work: the
+/// device is on the private area (`want` true) or nothing is.
+fn verify(
+    lab: &Lab,
+    dev: &str,
+    want: bool,
+    who: &str,
+    out: Option<&std::process::Output>,
+) -> Res<()> {
+    let on = mounted_on(&lab.private_dir())?;
+    let ok = if want {
+        on.len() == 1 && on[0] == dev
+    } else {
+        on.is_empty()
+    };
+    if ok {
+        if let Some(o) = out {
+            if !o.status.success() {
+                return Err(format!(
+                    "{who} exited with {} although it did its work: {}",
+                    o.status,
+                    tail(&o.stderr)
+                ));
+            }
+        }
+        return Ok(());
+    }
+    let detail = out
+        .map(|o| format!(" (exit {}; stderr: {})", o.status, tail(&o.stderr)))
+        .unwrap_or_default();
+    Err(format!(
+        "{who}: after it, {} has {} mounted, expected {}{detail}",
+        lab.private_dir().display(),
+        if on.is_empty() {
+            "nothing".to_string()
+        } else {
+            on.join(" over ")
+        },
+        if want {
+            format!("exactly {dev}")
+        } else {
+            "nothing".to_string()
+        }
+    ))
+}
+
+/// One premount+postumount pair; returns the time of both steps together,
+/// excluding the checks between them.
+fn one_pair(lab: &Lab, m: Method, node: &Path, dev: &str) -> Res<Duration> {
+    let mp = lab.private_dir();
+    let r = (|| -> Res<Duration> {
+        match m {
+            Method::Raw => {
+                let t = Instant::now();
+                nix::mount::mount(
+                    Some(node),
+                    &mp,
+                    Some("ext4"),
+                    MsFlags::empty(),
+                    None::<&str>,
+                )
+                .map_err(|e| format!("mount({}, {}, ext4): {e}", node.display(), mp.display()))?;
+                let up = t.elapsed();
+                verify(lab, dev, true, "mount(2)", None)?;
+                let t = Instant::now();
+                nix::mount::umount2(&mp, MntFlags::empty())
+                    .map_err(|e| format!("umount2({}): {e}", mp.display()))?;
+                let down = t.elapsed();
+                verify(lab, dev, false, "umount2(2)", None)?;
+                Ok(up + down)
+            }
+            Method::Hook | Method::Seed => {
+                let dir = if m == Method::Hook {
+                    lab.conf_dir()
+                } else {
+                    lab.seed_dir()
+                };
+                let (pre, post) = (dir.join("vps.premount"), dir.join("vps.postumount"));
+                let t = Instant::now();
+                let o = run_action(&pre)?;
+                let up = t.elapsed();
+                verify(lab, dev, true, &pre.display().to_string(), Some(&o))?;
+                let t = Instant::now();
+                let o = run_action(&post)?;
+                let down = t.elapsed();
+                verify(lab, dev, false, &post.display().to_string(), Some(&o))?;
+                Ok(up + down)
+            }
+            Method::MountBin => {
+                let (n, p) = (node.to_string_lossy(), mp.to_string_lossy());
+                let t = Instant::now();
+                let o = run_plain(&["mount", &n, &p])?;
+                let up = t.elapsed();
+                verify(lab, dev, true, "mount(8)", Some(&o))?;
+                let t = Instant::now();
+                let o = run_plain(&["umount", &p])?;
+                let down = t.elapsed();
+                verify(lab, dev, false, "umount(8)", Some(&o))?;
+                Ok(up + down)
+            }
+        }
+    })();
+    if r.is_err() {
+        // Leave a clean state for the error report and the release.
+        let _ = lab.unmount_private();
+    }
+    r
+}
+
+/// Runs `pairs` rounds of every method, round-robin (the starting method
+/// rotates each round, so no method always follows the same one).
+fn interleaved(
+    lab: &Lab,
+    methods: &[Method],
+    node: &Path,
+    warmup: usize,
+    pairs: usize,
+) -> Res<Vec<Samples>> {
+    let dev = dev_of(node)?;
+    let mut out = vec![Samples::default(); methods.len()];
+    for round in 0..warmup + pairs {
+        for k in 0..methods.len() {
+            let i = (round + k) % methods.len();
+            let d = one_pair(lab, methods[i], node, &dev)
+                .map_err(|e| format!("{} (round {round}): {e}", methods[i].label()))?;
+            if round >= warmup {
+                out[i].push(d);
+            }
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- sections
+
+/// What a section found: lines for the summary at the end.
+struct Report {
+    summary: Vec<String>,
+}
+
+type Section = fn(&mut Lab, &Opts) -> Res<Report>;
+
+/// Every section, in run order. New sections (e.g. migration) go here.
+const SECTIONS: &[(&str, Section)] = &[("hook", section_hook), ("hook-mmp", section_hook_mmp)];
+
+fn section_hook(lab: &mut Lab, o: &Opts) -> Res<Report> {
+    hook_pairs(lab, o, "hook", "ext4, no MMP", false, o.pairs)
+}
+
+fn section_hook_mmp(lab: &mut Lab, o: &Opts) -> Res<Report> {
+    if !o.mmp {
+        println!("\n== section hook-mmp: skipped (--no-mmp)");
+        return Ok(Report { summary: vec![] });
+    }
+    hook_pairs(
+        lab,
+        o,
+        "hook-mmp",
+        "ext4 with MMP, mmp_update_interval=5",
+        true,
+        o.mmp_pairs,
+    )
+}
+
+fn hook_pairs(
+    lab: &mut Lab,
+    o: &Opts,
+    name: &str,
+    fs: &str,
+    mmp: bool,
+    pairs: usize,
+) -> Res<Report> {
+    println!(
+        "\n== section {name}: premount+postumount of CT {CTID}, 64 MiB sparse {fs} on a loop device"
+    );
+    println!(
+        "   {pairs} measured pairs per method after {} warm-up rounds, interleaved round-robin",
+        o.warmup
+    );
+    let node = lab.new_device(name, mmp)?;
+    println!(
+        "   VE_DEVICE={} VE_PRIVATE={}",
+        node.display(),
+        lab.private_dir().display()
+    );
+    let methods = [Method::Raw, Method::Hook, Method::Seed, Method::MountBin];
+    let t = Instant::now();
+    let res = interleaved(lab, &methods, &node, o.warmup, pairs);
+    let detach = lab.detach_device(&node);
+    let s = res?;
+    detach?;
+    println!("   ({:.1} s)", t.elapsed().as_secs_f64());
+    let rows: Vec<(&str, &Samples)> = methods.iter().map(|m| m.label()).zip(s.iter()).collect();
+    print_table(&rows);
+    let (raw, hook, seed, mnt) = (&s[0], &s[1], &s[2], &s[3]);
+    let r_hook_raw = hook.median() / raw.median();
+    let verdict = if r_hook_raw <= TARGET_HOOK_RAW {
+        "target met"
+    } else {
+        "target missed"
+    };
+    let lines = vec![
+        format!(
+            "[{name}] ratio hook/raw  (medians): {r_hook_raw:.3}x  (paired {:.3}x, p90 {:.3}x)  target <= {TARGET_HOOK_RAW}x: {verdict}",
+            paired_ratio(hook, raw),
+            hook.pct(90.0) / raw.pct(90.0)
+        ),
+        format!(
+            "[{name}] ratio hook/seed (medians): {:.3}x  (paired {:.3}x)",
+            hook.median() / seed.median(),
+            paired_ratio(hook, seed)
+        ),
+        format!(
+            "[{name}] ratio seed/raw  (medians): {:.3}x  (paired {:.3}x)",
+            seed.median() / raw.median(),
+            paired_ratio(seed, raw)
+        ),
+        format!(
+            "[{name}] ratio mount(8)/raw (medians, reference): {:.3}x",
+            mnt.median() / raw.median()
+        ),
+        format!(
+            "[{name}] hook overhead over raw (medians): {:+.3} ms per pair",
+            hook.median() - raw.median()
+        ),
+    ];
+    for l in &lines {
+        println!("  {l}");
+    }
+    Ok(Report { summary: lines })
+}
+
+// ---------------------------------------------------------------- main
+
+fn find_hook() -> Res<PathBuf> {
+    let dir = match std::env::var_os("VZFS_BIN_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => std::env::current_exe()
+            .map_err(|e| format!("cannot find this executable's directory: {e}"))?
+            .parent()
+            .map(Path::to_path_buf)
+            .ok_or("this executable has no directory")?,
+    };
+    let hook = dir.join("vzfs-hook");
+    let m = std::fs::metadata(&hook).map_err(|e| {
+        format!(
+            "{}: {e}; build it (`cargo build --release --workspace --bins`) or set VZFS_BIN_DIR",
+            hook.display()
+        )
+    })?;
+    if !m.is_file() || m.mode() & 0o111 == 0 {
+        return Err(format!("{} is not an executable file", hook.display()));
+    }
+    let hook = std::fs::canonicalize(&hook).map_err(|e| format!("{}: {e}", hook.display()))?;
+    Ok(hook)
+}
+
+fn preflight() -> Res<()> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err("must run as root (it mounts filesystems and attaches a loop device inside its own mount namespace)".into());
+    }
+    for tool in ["mkfs.ext4", "bash", "mount", "umount"] {
+        let found = VZCTL_PATH
+            .split(':')
+            .any(|d| Path::new(d).join(tool).is_file());
+        if !found {
+            return Err(format!(
+                "{tool} not found in {VZCTL_PATH}; run scripts/install-prereqs"
+            ));
+        }
+    }
+    if !Path::new("/dev/loop-control").exists() {
+        return Err(
+            "/dev/loop-control is missing: no loop device support (`modprobe loop`)".into(),
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let opts = match parse_opts() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("vzfs-bench: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = preflight() {
+        eprintln!("vzfs-bench: error: {e}");
+        return ExitCode::from(1);
+    }
+    let hook_bin = match find_hook() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("vzfs-bench: error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into());
+    println!("vzfs-bench: speed goals, measured side by side in one run (timings are only comparable within this run)");
+    println!(
+        "   kernel {kernel}, {} CPUs, vzfs-hook {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        hook_bin.display()
+    );
+    let mut lab = Lab {
+        hook_bin,
+        tmpfs: Vec::new(),
+        loops: Vec::new(),
+    };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Res<Vec<String>> {
+        lab.setup()?;
+        let mut summary = Vec::new();
+        for (name, f) in SECTIONS {
+            if opts.only.as_deref().is_some_and(|o| o != *name) {
+                continue;
+            }
+            let r = f(&mut lab, &opts).map_err(|e| format!("section {name}: {e}"))?;
+            summary.extend(r.summary);
+        }
+        Ok(summary)
+    }));
+    let released = lab.release();
+    let mut code = 0;
+    match outcome {
+        Ok(Ok(summary)) => {
+            println!("\n== summary");
+            for l in summary {
+                println!("  {l}");
+            }
+        }
+        Ok(Err(e)) => {
+            eprintln!("vzfs-bench: error: could not measure: {e}");
+            code = 1;
+        }
+        Err(_) => {
+            eprintln!("vzfs-bench: error: could not measure: panicked (see above)");
+            code = 1;
+        }
+    }
+    if let Err(e) = released {
+        eprintln!("vzfs-bench: error: releasing what the bench set up: {e}");
+        code = 1;
+    }
+    ExitCode::from(code)
+}

@@ -1,0 +1,1 @@
+//! The scenarios `make demo` shows (placeholder, filled below).
