@@ -51,7 +51,8 @@ fn create_insulated(a: &Host, lun: &Disk) {
 /// Checksums and metadata of a private area (workload log and lost+found excluded).
 fn tree_sum(h: &Host, dir: &str) -> String {
     h.sh_ok(&format!(
-        "cd {dir} && find . \\( -path ./lost+found -o -path ./var/log/lab-workload.log \\) -prune -o -printf '%p %y %m %U:%G %s %n\\n' | sort && \
+        "cd {dir} && find . -mindepth 1 \\( -path ./lost+found -o -path ./var/log/lab-workload.log \\) -prune -o -printf '%p %y %m %U:%G %n\\n' | sort && \
+         find . \\( -path ./lost+found -o -path ./var/log/lab-workload.log \\) -prune -o -type f -printf '%p %s\\n' | sort && \
          find . \\( -path ./lost+found -o -path ./var/log/lab-workload.log \\) -prune -o -type f -print0 | sort -z | xargs -0 sha256sum"
     ))
     .unwrap()

@@ -244,11 +244,25 @@ pub fn dispatch(etc: &VzEtc, args: &[String]) -> Result<Value> {
                 hostops::write_atomic(&etc.scripts_dir().join(name), data, *mode & 0o7777)?;
             }
             hostops::write_atomic(&conf, &inst.conf, 0o644)?;
+            // vzctl counts a container as existing when VE_PRIVATE exists
+            let (_, fs) = hostops::ct_fs(etc, ctid)?;
+            for d in [Some(&fs.private), fs.root.as_ref()].into_iter().flatten() {
+                std::fs::create_dir_all(d)
+                    .map_err(|e| Error::io(Kind::ApplyConfig, "cannot create", d, e))?;
+            }
             Ok(json!({"conf": conf}))
         }
         "remove-config" => {
             let ctid = ctid_arg(rest.first())?;
             let mut removed = Vec::new();
+            if etc.ct_conf(&ctid.to_string()).exists() {
+                if let Ok((_, fs)) = hostops::ct_fs(etc, ctid) {
+                    hostops::rmdir_if_empty(&fs.private)?;
+                    if let Some(r) = &fs.root {
+                        hostops::rmdir_if_empty(r)?;
+                    }
+                }
+            }
             for name in &rest[1..] {
                 if !scripts_name_ok(ctid, name) {
                     return Err(Error::Usage(format!(
