@@ -285,9 +285,12 @@ fn dev_of(node: &Path) -> Res<String> {
 const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
 const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
 const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
+const LOOP_GET_STATUS64: libc::c_ulong = 0x4C05;
+const LOOP_SET_STATUS64: libc::c_ulong = 0x4C04;
 const LO_FLAGS_AUTOCLEAR: u32 = 4;
 
 #[repr(C)]
+#[derive(Clone, Copy)]
 struct LoopInfo64 {
     lo_device: u64,
     lo_inode: u64,
@@ -304,6 +307,26 @@ struct LoopInfo64 {
     lo_init: [u64; 2],
 }
 
+impl LoopInfo64 {
+    fn zeroed() -> LoopInfo64 {
+        LoopInfo64 {
+            lo_device: 0,
+            lo_inode: 0,
+            lo_rdevice: 0,
+            lo_offset: 0,
+            lo_sizelimit: 0,
+            lo_number: 0,
+            lo_encrypt_type: 0,
+            lo_encrypt_key_size: 0,
+            lo_flags: 0,
+            lo_file_name: [0; 64],
+            lo_crypt_name: [0; 64],
+            lo_encrypt_key: [0; 32],
+            lo_init: [0; 2],
+        }
+    }
+}
+
 #[repr(C)]
 struct LoopConfig {
     fd: u32,
@@ -312,13 +335,23 @@ struct LoopConfig {
     reserved: [u64; 8],
 }
 
-/// A loop device attached by the bench. The held `fd` keeps it attached
-/// while filesystems are mounted and unmounted; with autoclear the kernel
-/// detaches it when that fd closes, whatever way the bench ends.
+/// A loop device attached by the bench. The bench keeps no descriptor open
+/// on it: a held descriptor keeps the block device's page cache across
+/// unmounts, which would make every method look faster than on a real node
+/// (where nothing holds the LUN open between a stop and a start). The
+/// reaper process (see [`Reaper`]) detaches it if the bench dies.
 struct LoopDev {
     node: PathBuf,
-    fd: File,
     image: PathBuf,
+}
+
+fn open_rw(node: &Path) -> Res<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(node)
+        .map_err(|e| format!("open {}: {e}", node.display()))
 }
 
 impl LoopDev {
@@ -326,6 +359,7 @@ impl LoopDev {
         let img = OpenOptions::new()
             .read(true)
             .write(true)
+            .custom_flags(libc::O_CLOEXEC)
             .open(image)
             .map_err(|e| format!("open {}: {e}", image.display()))?;
         let ctl = File::open("/dev/loop-control").map_err(|e| {
@@ -341,43 +375,15 @@ impl LoopDev {
                 ));
             }
             let node = PathBuf::from(format!("/dev/loop{n}"));
-            let fd = match OpenOptions::new()
-                .read(true)
-                .write(true)
-                .custom_flags(libc::O_CLOEXEC)
-                .open(&node)
-            {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(format!(
-                        "{} does not exist (no device node for a free loop device)",
-                        node.display()
-                    ))
-                }
-                Err(e) => return Err(format!("open {}: {e}", node.display())),
-            };
-            let mut name = [0u8; 64];
+            let fd = open_rw(&node)?;
+            let mut info = LoopInfo64::zeroed();
             let s = image.to_string_lossy();
             let k = s.len().min(63);
-            name[..k].copy_from_slice(&s.as_bytes()[..k]);
+            info.lo_file_name[..k].copy_from_slice(&s.as_bytes()[..k]);
             let cfg = LoopConfig {
                 fd: img.as_raw_fd() as u32,
                 block_size: 0,
-                info: LoopInfo64 {
-                    lo_device: 0,
-                    lo_inode: 0,
-                    lo_rdevice: 0,
-                    lo_offset: 0,
-                    lo_sizelimit: 0,
-                    lo_number: 0,
-                    lo_encrypt_type: 0,
-                    lo_encrypt_key_size: 0,
-                    lo_flags: LO_FLAGS_AUTOCLEAR,
-                    lo_file_name: name,
-                    lo_crypt_name: [0; 64],
-                    lo_encrypt_key: [0; 32],
-                    lo_init: [0; 2],
-                },
+                info,
                 reserved: [0; 8],
             };
             // SAFETY: LOOP_CONFIGURE reads a struct loop_config we own.
@@ -385,7 +391,6 @@ impl LoopDev {
             if r == 0 {
                 return Ok(LoopDev {
                     node,
-                    fd,
                     image: image.to_path_buf(),
                 });
             }
@@ -402,28 +407,128 @@ impl LoopDev {
         Err("no free loop device after 20 attempts (other tests are racing for them?)".into())
     }
 
-    /// Detaches (the kernel finishes when the last opener, our fd, closes).
-    fn detach(self) -> Res<()> {
-        // SAFETY: ioctl without argument on our open loop device.
-        let r = unsafe { libc::ioctl(self.fd.as_raw_fd(), LOOP_CLR_FD as _, 0) };
-        let res = if r == 0 {
+    fn detach(&self) -> Res<()> {
+        detach_loop(&self.node).map_err(|e| format!("{e} (image {})", self.image.display()))
+    }
+}
+
+/// LOOP_CLR_FD; when the device is still busy, sets autoclear instead so the
+/// kernel detaches it as soon as its last user lets go.
+fn detach_loop(node: &Path) -> Res<()> {
+    let fd = open_rw(node)?;
+    // SAFETY: ioctl without argument on an open loop device.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), LOOP_CLR_FD as _, 0) };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ENXIO) => Ok(()), // not attached (any more)
+        Some(libc::EBUSY) => {
+            let mut info = LoopInfo64::zeroed();
+            // SAFETY: GET/SET_STATUS64 read/write a struct loop_info64 we own.
+            let ok = unsafe {
+                libc::ioctl(fd.as_raw_fd(), LOOP_GET_STATUS64 as _, &mut info) == 0 && {
+                    info.lo_flags |= LO_FLAGS_AUTOCLEAR;
+                    libc::ioctl(fd.as_raw_fd(), LOOP_SET_STATUS64 as _, &info) == 0
+                }
+            };
+            Err(format!(
+                "LOOP_CLR_FD {}: busy (still mounted somewhere?); {}",
+                node.display(),
+                if ok {
+                    "set autoclear: the kernel detaches it when it is released"
+                } else {
+                    "could not set autoclear either: detach it by hand (`losetup -d`)"
+                }
+            ))
+        }
+        _ => Err(format!("LOOP_CLR_FD {}: {e}", node.display())),
+    }
+}
+
+/// A child process (this binary, `--reaper`) that detaches the bench's loop
+/// devices if the bench dies without doing it (kill -9, abort): the bench
+/// tells it on a pipe which devices it attached and released; when the pipe
+/// closes, the reaper detaches what is left. Its own process group, so a
+/// Ctrl-C at the terminal does not kill it before the bench.
+struct Reaper {
+    child: std::process::Child,
+}
+
+const REAPER_ARG: &str = "--reaper";
+
+impl Reaper {
+    fn start() -> Res<Reaper> {
+        use std::os::unix::process::CommandExt;
+        let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+        let child = Command::new(exe)
+            .arg(REAPER_ARG)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("start the loop-device reaper: {e}"))?;
+        Ok(Reaper { child })
+    }
+    fn tell(&mut self, what: &str, node: &Path) -> Res<()> {
+        let w = self.child.stdin.as_mut().ok_or("reaper has no stdin")?;
+        writeln!(w, "{what} {}", node.display())
+            .and_then(|_| w.flush())
+            .map_err(|e| format!("tell the reaper about {}: {e}", node.display()))
+    }
+    /// Normal end: close the pipe and wait for it.
+    fn finish(mut self) -> Res<()> {
+        drop(self.child.stdin.take());
+        let st = self.child.wait().map_err(|e| format!("wait for the reaper: {e}"))?;
+        if st.success() {
             Ok(())
         } else {
-            let e = std::io::Error::last_os_error();
-            // ENXIO: already detached. With autoclear, closing the fd finishes it anyway.
-            if e.raw_os_error() == Some(libc::ENXIO) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "LOOP_CLR_FD {} ({}): {e}",
-                    self.node.display(),
-                    self.image.display()
-                ))
-            }
-        };
-        drop(self.fd);
-        res
+            Err(format!("the loop-device reaper reported a problem ({st})"))
+        }
     }
+}
+
+/// The reaper's main: read "attached X" / "detached X" until EOF, then
+/// detach whatever is still attached.
+fn reaper_main() -> ExitCode {
+    use std::io::BufRead;
+    // SAFETY: ignoring signals has no memory-safety implications.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+    let mut live: Vec<PathBuf> = Vec::new();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        if let Some(n) = line.strip_prefix("attached ") {
+            live.push(PathBuf::from(n));
+        } else if let Some(n) = line.strip_prefix("detached ") {
+            live.retain(|l| l != Path::new(n));
+        }
+    }
+    let mut code = 0;
+    for n in live {
+        // The bench's mount namespace dies with it; give the kernel a moment
+        // to release the mounts it held.
+        let mut res = detach_loop(&n);
+        for _ in 0..20 {
+            if res.is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            res = detach_loop(&n);
+        }
+        match res {
+            Ok(()) => eprintln!("vzfs-bench: the bench ended abnormally; detached {}", n.display()),
+            Err(e) => {
+                eprintln!("vzfs-bench: {e}");
+                code = 1;
+            }
+        }
+    }
+    ExitCode::from(code)
 }
 
 // ---------------------------------------------------------------- the bench's environment

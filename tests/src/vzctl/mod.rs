@@ -837,6 +837,10 @@ impl Vz {
             }
         }
         let _ = std::fs::remove_dir(&root);
+        // The default dump file belongs to the container too.
+        let dump = Path::new(self.global.get("DUMPDIR").unwrap_or("/vz/dump"))
+            .join(format!("Dump.{}", self.veid));
+        let _ = std::fs::remove_file(dump);
         let mut dest = self.conffile.clone().into_os_string();
         dest.push(".destroyed");
         let _ = std::fs::rename(&self.conffile, dest);
