@@ -65,20 +65,33 @@ struct Opts {
     warmup: usize,
     only: Option<String>,
     mmp: bool,
+    disk: bool,
+    disk_pairs: usize,
+    disk_dir: PathBuf,
 }
 
-const USAGE: &str =
-    "usage: vzfs-bench [--pairs N] [--mmp-pairs N] [--warmup N] [--no-mmp] [--only SECTION]
+const USAGE: &str = "usage: vzfs-bench [--pairs N] [--disk-pairs N] [--mmp-pairs N] [--warmup N]
+                  [--disk-dir DIR] [--no-disk] [--no-mmp] [--only SECTION]
 
 Measures, side by side and interleaved, a container's premount+postumount pair
 through vzfs-hook against raw mount(2)+umount2(2), the seed's shell hooks and
 mount(8)+umount(8). Must run as root; works inside a private mount namespace.
 
-  --pairs N       measured pairs per method in section `hook` (default 200)
-  --mmp-pairs N   measured pairs per method in section `hook-mmp` (default 50)
+Sections:
+  hook        image on tmpfs: the cost of the software alone (default 200 pairs)
+  hook-disk   image on this machine's disk (--disk-dir): mount and unmount pay
+              real journal and cache flushes, as on a real LUN (default 50 pairs)
+  hook-mmp    image on tmpfs, ext4 with multi-mount protection (default 50 pairs)
+
+  --pairs N       measured pairs per method in section `hook`
+  --disk-pairs N  measured pairs per method in section `hook-disk`
+  --mmp-pairs N   measured pairs per method in section `hook-mmp`
   --warmup N      unmeasured rounds before each section (default 5)
+  --disk-dir DIR  a directory on a disk filesystem for `hook-disk` (default
+                  /var/tmp; the image is unlinked as soon as it is attached)
+  --no-disk       skip section `hook-disk`
   --no-mmp        skip section `hook-mmp`
-  --only SECTION  run one section (hook, hook-mmp)
+  --only SECTION  run one section
 
 Environment: VZFS_BIN_DIR = directory of the release vzfs-hook binary
 (default: the directory of this executable).
@@ -92,6 +105,9 @@ fn parse_opts() -> Result<Opts, String> {
         warmup: 5,
         only: None,
         mmp: true,
+        disk: true,
+        disk_pairs: 50,
+        disk_dir: PathBuf::from("/var/tmp"),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -106,7 +122,12 @@ fn parse_opts() -> Result<Opts, String> {
             "--pairs" => o.pairs = num("--pairs")?,
             "--mmp-pairs" => o.mmp_pairs = num("--mmp-pairs")?,
             "--warmup" => o.warmup = num("--warmup")?,
+            "--disk-pairs" => o.disk_pairs = num("--disk-pairs")?,
             "--no-mmp" => o.mmp = false,
+            "--no-disk" => o.disk = false,
+            "--disk-dir" => {
+                o.disk_dir = PathBuf::from(args.next().ok_or("--disk-dir needs a directory")?)
+            }
             "--only" => {
                 let s = args.next().ok_or("--only needs a section name")?;
                 if !SECTIONS.iter().any(|(n, _)| *n == s) {
@@ -128,8 +149,8 @@ fn parse_opts() -> Result<Opts, String> {
             _ => return Err(format!("unknown argument {a:?}")),
         }
     }
-    if o.pairs < 2 || o.mmp_pairs < 2 {
-        return Err("--pairs and --mmp-pairs must be at least 2".into());
+    if o.pairs < 2 || o.mmp_pairs < 2 || o.disk_pairs < 2 {
+        return Err("--pairs, --disk-pairs and --mmp-pairs must be at least 2".into());
     }
     Ok(o)
 }
@@ -480,7 +501,10 @@ impl Reaper {
     /// Normal end: close the pipe and wait for it.
     fn finish(mut self) -> Res<()> {
         drop(self.child.stdin.take());
-        let st = self.child.wait().map_err(|e| format!("wait for the reaper: {e}"))?;
+        let st = self
+            .child
+            .wait()
+            .map_err(|e| format!("wait for the reaper: {e}"))?;
         if st.success() {
             Ok(())
         } else {
@@ -521,7 +545,10 @@ fn reaper_main() -> ExitCode {
             res = detach_loop(&n);
         }
         match res {
-            Ok(()) => eprintln!("vzfs-bench: the bench ended abnormally; detached {}", n.display()),
+            Ok(()) => eprintln!(
+                "vzfs-bench: the bench ended abnormally; detached {}",
+                n.display()
+            ),
             Err(e) => {
                 eprintln!("vzfs-bench: {e}");
                 code = 1;
@@ -539,6 +566,7 @@ struct Lab {
     /// Tmpfs mounts made in our private namespace, in order.
     tmpfs: Vec<PathBuf>,
     loops: Vec<LoopDev>,
+    reaper: Option<Reaper>,
 }
 
 impl Lab {
@@ -558,6 +586,7 @@ impl Lab {
     /// Private mount namespace, tmpfs on /etc/vz and /vz, the directory tree
     /// vzctl expects, the hook's symlinks, the seed's scripts and vz.conf.
     fn setup(&mut self) -> Res<()> {
+        self.reaper = Some(Reaper::start()?);
         // Single-threaded here: unshare(CLONE_NEWNS) applies to the process.
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
             .map_err(|e| format!("unshare(CLONE_NEWNS): {e} (run as root)"))?;
@@ -609,26 +638,30 @@ impl Lab {
         Ok(())
     }
 
-    /// A fresh 64 MiB sparse ext4 image on a new loop device; the container
-    /// config now names it as VE_DEVICE.
-    fn new_device(&mut self, name: &str, mmp: bool) -> Res<PathBuf> {
-        let image = Path::new(VZ).join("bench/img").join(format!("{name}.img"));
-        let f = File::create(&image).map_err(|e| format!("create {}: {e}", image.display()))?;
-        f.set_len(IMAGE_SIZE)
-            .map_err(|e| format!("truncate {}: {e}", image.display()))?;
-        drop(f);
-        // No lazy init: no ext4lazyinit thread writing in the background while we time.
-        let mut ext = "lazy_itable_init=0,lazy_journal_init=0,nodiscard".to_string();
-        let mut argv = vec!["mkfs.ext4", "-q", "-F", "-L", name];
-        if mmp {
-            argv.extend(["-O", "mmp"]);
-            ext.push_str(",mmp_update_interval=5");
+    /// A fresh 64 MiB sparse ext4 image in `dir` (None: the bench's tmpfs)
+    /// on a new loop device; the container config now names it as
+    /// VE_DEVICE. The image file is unlinked once attached (the loop device
+    /// keeps it alive), so nothing is left in `dir` whatever happens later.
+    fn new_device(&mut self, name: &str, mmp: bool, dir: Option<&Path>) -> Res<PathBuf> {
+        let (dir, own_dir) = match dir {
+            None => (Path::new(VZ).join("bench/img"), false),
+            Some(d) => {
+                let sub = d.join(format!("vzfs-bench.{}", std::process::id()));
+                std::fs::create_dir(&sub).map_err(|e| format!("mkdir {}: {e}", sub.display()))?;
+                (sub, true)
+            }
+        };
+        let image = dir.join(format!("{name}.img"));
+        let made = self.make_image(&image, name, mmp);
+        let attached = made.and_then(|()| LoopDev::attach(&image));
+        let _ = std::fs::remove_file(&image);
+        if own_dir {
+            let _ = std::fs::remove_dir(&dir);
         }
-        argv.extend(["-E", &ext]);
-        let img = image.to_string_lossy().into_owned();
-        argv.push(&img);
-        run_cmd(&argv)?;
-        let l = LoopDev::attach(&image)?;
+        let l = attached?;
+        if let Some(r) = self.reaper.as_mut() {
+            r.tell("attached", &l.node)?;
+        }
         let node = l.node.clone();
         self.loops.push(l);
         // Valid vzctl syntax and valid shell (the seed `source`s it).
@@ -645,10 +678,35 @@ impl Lab {
         Ok(node)
     }
 
+    fn make_image(&self, image: &Path, name: &str, mmp: bool) -> Res<()> {
+        let f = File::create(image).map_err(|e| format!("create {}: {e}", image.display()))?;
+        f.set_len(IMAGE_SIZE)
+            .map_err(|e| format!("truncate {}: {e}", image.display()))?;
+        drop(f);
+        // No lazy init: no ext4lazyinit thread writing in the background while we time.
+        let mut ext = "lazy_itable_init=0,lazy_journal_init=0,nodiscard".to_string();
+        let mut argv = vec!["mkfs.ext4", "-q", "-F", "-L", name];
+        if mmp {
+            argv.extend(["-O", "mmp"]);
+            ext.push_str(",mmp_update_interval=5");
+        }
+        argv.extend(["-E", &ext]);
+        let img = image.to_string_lossy().into_owned();
+        argv.push(&img);
+        run_cmd(&argv)
+    }
+
     fn detach_device(&mut self, node: &Path) -> Res<()> {
         self.unmount_private()?;
         match self.loops.iter().position(|l| l.node == node) {
-            Some(i) => self.loops.remove(i).detach(),
+            Some(i) => {
+                self.loops[i].detach()?;
+                let l = self.loops.remove(i);
+                match self.reaper.as_mut() {
+                    Some(r) => r.tell("detached", &l.node),
+                    None => Ok(()),
+                }
+            }
             None => Ok(()),
         }
     }
@@ -673,13 +731,23 @@ impl Lab {
             }
         }
         for l in self.loops.drain(..) {
-            if let Err(e) = l.detach() {
-                errs.push(e);
+            match l.detach() {
+                Ok(()) => {
+                    if let Some(r) = self.reaper.as_mut() {
+                        let _ = r.tell("detached", &l.node);
+                    }
+                }
+                Err(e) => errs.push(e),
             }
         }
         while let Some(d) = self.tmpfs.pop() {
             if let Err(e) = nix::mount::umount2(&d, MntFlags::UMOUNT_NOFOLLOW) {
                 errs.push(format!("umount tmpfs {}: {e}", d.display()));
+            }
+        }
+        if let Some(r) = self.reaper.take() {
+            if let Err(e) = r.finish() {
+                errs.push(e);
             }
         }
         if errs.is_empty() {
@@ -884,10 +952,45 @@ struct Report {
 type Section = fn(&mut Lab, &Opts) -> Res<Report>;
 
 /// Every section, in run order. New sections (e.g. migration) go here.
-const SECTIONS: &[(&str, Section)] = &[("hook", section_hook), ("hook-mmp", section_hook_mmp)];
+const SECTIONS: &[(&str, Section)] = &[
+    ("hook", section_hook),
+    ("hook-disk", section_hook_disk),
+    ("hook-mmp", section_hook_mmp),
+];
 
 fn section_hook(lab: &mut Lab, o: &Opts) -> Res<Report> {
-    hook_pairs(lab, o, "hook", "ext4, no MMP", false, o.pairs)
+    hook_pairs(
+        lab,
+        o,
+        "hook",
+        "ext4, no MMP, image on tmpfs",
+        false,
+        None,
+        o.pairs,
+    )
+}
+
+fn section_hook_disk(lab: &mut Lab, o: &Opts) -> Res<Report> {
+    if !o.disk {
+        println!("\n== section hook-disk: skipped (--no-disk)");
+        return Ok(Report { summary: vec![] });
+    }
+    let fs = fs_type_of(&o.disk_dir)?;
+    if fs == "tmpfs" || fs == "ramfs" {
+        return Err(format!(
+            "--disk-dir {} is on {fs}, not on a disk; pass a directory on a disk filesystem (or --no-disk)",
+            o.disk_dir.display()
+        ));
+    }
+    hook_pairs(
+        lab,
+        o,
+        "hook-disk",
+        &format!("ext4, no MMP, image on {fs} ({})", o.disk_dir.display()),
+        false,
+        Some(&o.disk_dir),
+        o.disk_pairs,
+    )
 }
 
 fn section_hook_mmp(lab: &mut Lab, o: &Opts) -> Res<Report> {
@@ -899,10 +1002,37 @@ fn section_hook_mmp(lab: &mut Lab, o: &Opts) -> Res<Report> {
         lab,
         o,
         "hook-mmp",
-        "ext4 with MMP, mmp_update_interval=5",
+        "ext4 with MMP (mmp_update_interval=5), image on tmpfs",
         true,
+        None,
         o.mmp_pairs,
     )
+}
+
+/// The filesystem type of `dir`, by name, from /proc/self/mountinfo (the
+/// mount with the longest mount point that contains it).
+fn fs_type_of(dir: &Path) -> Res<String> {
+    let canon =
+        std::fs::canonicalize(dir).map_err(|e| format!("--disk-dir {}: {e}", dir.display()))?;
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("read /proc/self/mountinfo: {e}"))?;
+    let mut best: Option<(usize, String)> = None;
+    for l in text.lines() {
+        let Some((pre, post)) = l.split_once(" - ") else {
+            continue;
+        };
+        let f: Vec<&str> = pre.split(' ').collect();
+        if f.len() < 5 {
+            continue;
+        }
+        let mp = PathBuf::from(unescape(f[4]));
+        let depth = mp.components().count();
+        if canon.starts_with(&mp) && best.as_ref().map_or(true, |(d, _)| depth >= *d) {
+            best = Some((depth, post.split(' ').next().unwrap_or("?").to_string()));
+        }
+    }
+    best.map(|(_, t)| t)
+        .ok_or_else(|| format!("no mount contains {}", canon.display()))
 }
 
 fn hook_pairs(
@@ -911,6 +1041,7 @@ fn hook_pairs(
     name: &str,
     fs: &str,
     mmp: bool,
+    dir: Option<&Path>,
     pairs: usize,
 ) -> Res<Report> {
     println!(
@@ -920,7 +1051,7 @@ fn hook_pairs(
         "   {pairs} measured pairs per method after {} warm-up rounds, interleaved round-robin",
         o.warmup
     );
-    let node = lab.new_device(name, mmp)?;
+    let node = lab.new_device(name, mmp, dir)?;
     println!(
         "   VE_DEVICE={} VE_PRIVATE={}",
         node.display(),
@@ -1021,6 +1152,9 @@ fn preflight() -> Res<()> {
 }
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some(REAPER_ARG) {
+        return reaper_main();
+    }
     let opts = match parse_opts() {
         Ok(o) => o,
         Err(e) => {
@@ -1054,6 +1188,7 @@ fn main() -> ExitCode {
         hook_bin,
         tmpfs: Vec::new(),
         loops: Vec::new(),
+        reaper: None,
     };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Res<Vec<String>> {
         lab.setup()?;

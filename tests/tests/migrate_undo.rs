@@ -1,0 +1,337 @@
+//! The undo matrix: for every scenario and source state, make every step
+//! before the commit fail in turn (failpoint `after:STEP=fail`, so the step
+//! itself and all before it are undone) and prove the source is as it was
+//! (state, config byte for byte, data checksums), the target holds no
+//! config, mount or copied data, no journal is left and the SAN device is
+//! not mounted on the target. Also: `--check-only` changes nothing, a crash
+//! (SIGKILL) is finished by `--recover`, and a new migration refuses to
+//! start while a journal exists.
+
+mod migrate_common;
+use migrate_common::*;
+use vzfs_lab::{Disk, Host, Lab};
+
+/// Pre-commit step names of the plan, from `--check-only`.
+fn plan_steps(a: &Host, args: &[String]) -> Vec<String> {
+    let mut v: Vec<&str> = vec!["vzfs-migrate", "--check-only"];
+    v.extend(args.iter().map(String::as_str));
+    let out = a.run(&v).unwrap();
+    assert!(out.success(), "check-only failed: {}", out.all());
+    let mut steps = Vec::new();
+    for line in out.stdout.lines() {
+        if line.contains("-- commit") {
+            break;
+        }
+        let t = line.trim_start();
+        if let Some((num, rest)) = t.split_once(". ") {
+            if num.trim().parse::<u32>().is_ok() {
+                steps.push(rest.split_whitespace().next().unwrap().to_string());
+            }
+        }
+    }
+    assert!(!steps.is_empty(), "no steps in {}", out.stdout);
+    steps
+}
+
+struct Snapshot {
+    status: String,
+    conf: Vec<u8>,
+    sum: String,
+}
+
+fn snapshot(a: &Host, insulated_stopped: bool) -> Snapshot {
+    let status = status(a);
+    let conf = std::fs::read(a.path("/etc/vz/conf/101.conf")).unwrap();
+    if insulated_stopped {
+        a.vzctl(&["mount", CT]).unwrap().ok().unwrap();
+    }
+    let sum = tree_sum(a, "/vz/private/101");
+    if insulated_stopped {
+        a.vzctl(&["umount", CT]).unwrap().ok().unwrap();
+    }
+    Snapshot { status, conf, sum }
+}
+
+fn assert_untouched(
+    ctx: &str,
+    lab: &Lab,
+    before: &Snapshot,
+    src: Option<&Disk>,
+    dst: Option<&Disk>,
+) {
+    let (a, b) = (lab.host("a"), lab.host("b"));
+    let insulated_stopped = src.is_some() && before.status.contains("unmounted");
+    let now = snapshot(a, insulated_stopped);
+    assert_eq!(now.status, before.status, "{ctx}: source state changed");
+    assert_eq!(now.conf, before.conf, "{ctx}: source config changed");
+    assert_eq!(now.sum, before.sum, "{ctx}: source data changed");
+    assert!(
+        !b.path("/etc/vz/conf/101.conf").exists(),
+        "{ctx}: target config left"
+    );
+    assert!(
+        !b.path("/vz/private/101").exists(),
+        "{ctx}: target private area left"
+    );
+    assert!(
+        !b.path("/vz/dump/Dump.101").exists(),
+        "{ctx}: target dump left"
+    );
+    assert!(
+        !a.path("/vz/lock/101.migrate-journal").exists(),
+        "{ctx}: journal left"
+    );
+    assert!(!a.path("/vz/lock/101.lck").exists(), "{ctx}: lock left");
+    for d in [src, dst].into_iter().flatten() {
+        if d.try_device("b").is_some() {
+            assert!(!lun_mounted(b, d), "{ctx}: device mounted on the target");
+        }
+    }
+    if before.status.contains("running") {
+        let log = a
+            .read_file("/vz/root/101/var/log/lab-workload.log")
+            .unwrap();
+        vzfs_lab::workload::check_log(&log).unwrap_or_else(|e| panic!("{ctx}: workload log: {e}"));
+    }
+}
+
+fn matrix(kind: &str, state: &str, online: bool) -> usize {
+    let name = format!(
+        "migrate_undo_{kind}_{state}{}",
+        if online { "_online" } else { "" }
+    );
+    let Some(lab) = lab(&name) else { return 0 };
+    let a = lab.host("a");
+    let (mut args, src, dst) = setup(&lab, kind, state);
+    if online {
+        args.insert(0, "--online".into());
+    }
+    let steps = plan_steps(a, &args);
+    let before = snapshot(a, src.is_some() && state == "stopped");
+    // --check-only changed nothing
+    assert_untouched(
+        &format!("{kind}/{state} check-only"),
+        &lab,
+        &before,
+        src.as_ref(),
+        dst.as_ref(),
+    );
+    for step in &steps {
+        let ctx = format!(
+            "{kind}/{state}{} fail after {step}",
+            if online { " online" } else { "" }
+        );
+        let mut cmd = a.command(
+            &[
+                &["vzfs-migrate"][..],
+                &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            ]
+            .concat(),
+        );
+        cmd.env("VZFS_FAILPOINTS", format!("after:{step}=fail"));
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(25), "{ctx}: {err}");
+        assert!(
+            err.contains(&format!("failpoint after:{step} triggered")),
+            "{ctx}: {err}"
+        );
+        assert!(
+            err.contains(&format!("undo {step} (")),
+            "{ctx}: the failed step was not undone: {err}"
+        );
+        assert!(!err.contains("FAILED"), "{ctx}: an undo failed: {err}");
+        assert_untouched(&ctx, &lab, &before, src.as_ref(), dst.as_ref());
+    }
+    lab.teardown().unwrap();
+    steps.len()
+}
+
+macro_rules! undo_tests {
+    ($($name:ident: $kind:expr, $state:expr, $online:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            let n = matrix($kind, $state, $online);
+            eprintln!("undo matrix {} {} online={}: {n} steps failed in turn", $kind, $state, $online);
+        }
+    )*};
+}
+
+undo_tests! {
+    migrate_undo_a_running: "a", "running", false;
+    migrate_undo_a_mounted: "a", "mounted", false;
+    migrate_undo_a_stopped: "a", "stopped", false;
+    migrate_undo_a_online: "a", "running", true;
+    migrate_undo_b_running: "b", "running", false;
+    migrate_undo_b_mounted: "b", "mounted", false;
+    migrate_undo_b_stopped: "b", "stopped", false;
+    migrate_undo_c_running: "c", "running", false;
+    migrate_undo_c_mounted: "c", "mounted", false;
+    migrate_undo_c_stopped: "c", "stopped", false;
+    migrate_undo_d1_running: "d1", "running", false;
+    migrate_undo_d1_mounted: "d1", "mounted", false;
+    migrate_undo_d1_stopped: "d1", "stopped", false;
+    migrate_undo_d2_running: "d2", "running", false;
+    migrate_undo_d2_mounted: "d2", "mounted", false;
+    migrate_undo_d2_stopped: "d2", "stopped", false;
+    migrate_undo_d2_online: "d2", "running", true;
+}
+
+/// kill -9 in the middle of a handoff: a new migration refuses to start,
+/// `--recover` finishes the undo, the source runs again.
+#[test]
+fn migrate_recover_after_crash() {
+    let Some(lab) = lab("migrate_recover_after_crash") else {
+        return;
+    };
+    let a = lab.host("a");
+    let (args, src, dst) = setup(&lab, "d2", "running");
+    let before = snapshot(a, false);
+    let argv: Vec<&str> = [
+        &["vzfs-migrate"][..],
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ]
+    .concat();
+    let mut cmd = a.command(&argv);
+    cmd.env("VZFS_FAILPOINTS", "after:dst-device-mount=crash");
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        None,
+        "expected death by SIGKILL: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(a.path("/vz/lock/101.migrate-journal").exists());
+    let again = a.run(&argv).unwrap();
+    assert_eq!(again.exit_code(), 20, "{}", again.all());
+    assert!(again.stderr.contains("--recover 101"), "{}", again.all());
+    let rec = a.run(&["vzfs-migrate", "--recover", "101"]).unwrap();
+    assert!(rec.success(), "{}", rec.all());
+    assert!(
+        rec.stderr.contains("undo dst-device-mount"),
+        "{}",
+        rec.all()
+    );
+    assert_untouched(
+        "recover after crash",
+        &lab,
+        &before,
+        src.as_ref(),
+        dst.as_ref(),
+    );
+    lab.teardown().unwrap();
+}
+
+/// An undo that fails keeps the journal; `--recover` completes it.
+#[test]
+fn migrate_undo_failure_then_recover() {
+    let Some(lab) = lab("migrate_undo_failure_then_recover") else {
+        return;
+    };
+    let a = lab.host("a");
+    let (args, src, dst) = setup(&lab, "b", "running");
+    let before = snapshot(a, false);
+    let argv: Vec<&str> = [
+        &["vzfs-migrate"][..],
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ]
+    .concat();
+    let mut cmd = a.command(&argv);
+    cmd.env("VZFS_FAILPOINTS", "after:sync-2=fail;undo:stop-src=fail");
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(23), "{err}");
+    assert!(
+        err.contains("undo stop-src (vzctl start on the source): FAILED"),
+        "{err}"
+    );
+    assert!(err.contains("--recover 101"), "{err}");
+    let rec = a.run(&["vzfs-migrate", "--recover", "101"]).unwrap();
+    assert!(rec.success(), "{}", rec.all());
+    assert_untouched(
+        "undo failure then recover",
+        &lab,
+        &before,
+        src.as_ref(),
+        dst.as_ref(),
+    );
+    lab.teardown().unwrap();
+}
+
+/// Errors before anything changes: CT exists on the target, wrong device,
+/// dead target host, target without the helper.
+#[test]
+fn migrate_refusals() {
+    let Some(lab) = lab("migrate_refusals") else {
+        return;
+    };
+    let (a, b) = (lab.host("a"), lab.host("b"));
+    let (args, src, dst) = setup(&lab, "d1", "running");
+    let before = snapshot(a, false);
+    // device busy on the target
+    let dev = dst.as_ref().unwrap().device("b").display().to_string();
+    b.sh_ok(&format!("mkdir -p /var/tmp/x && mount {dev} /var/tmp/x"))
+        .unwrap();
+    let argv: Vec<&str> = [
+        &["vzfs-migrate"][..],
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ]
+    .concat();
+    let out = a.run(&argv).unwrap();
+    assert_eq!(out.exit_code(), 21, "{}", out.all());
+    assert!(
+        out.stderr.contains(&dev) && out.stderr.contains("mounted at /var/tmp/x"),
+        "{}",
+        out.all()
+    );
+    b.sh_ok("umount /var/tmp/x").unwrap();
+    // not a block device
+    let out = a
+        .run(&["vzfs-migrate", "--dst-device", "/etc/hostname", "b", "101"])
+        .unwrap();
+    assert_eq!(out.exit_code(), 21, "{}", out.all());
+    assert!(out.stderr.contains("/etc/hostname"), "{}", out.all());
+    // the CT exists on the target
+    b.write_file("/etc/vz/conf/101.conf", "OSTEMPLATE=x\n")
+        .unwrap();
+    let out = a.run(&argv).unwrap();
+    assert_eq!(out.exit_code(), 9, "{}", out.all());
+    std::fs::remove_file(b.path("/etc/vz/conf/101.conf")).unwrap();
+    // an unknown host
+    let out = a
+        .run(&[
+            "vzfs-migrate",
+            "--ssh=-o ConnectTimeout=2",
+            "10.255.255.1",
+            "101",
+        ])
+        .unwrap();
+    assert_eq!(out.exit_code(), 4, "{}", out.all());
+    assert!(
+        out.stderr.contains("cannot connect to 10.255.255.1"),
+        "{}",
+        out.all()
+    );
+    // a target without vzfs-migrate
+    let out = a
+        .run(
+            &[
+                &[
+                    "vzfs-migrate",
+                    "--remote-helper",
+                    "/nonexistent/vzfs-migrate",
+                ][..],
+                &argv[1..],
+            ]
+            .concat(),
+        )
+        .unwrap();
+    assert_eq!(out.exit_code(), 14, "{}", out.all());
+    assert!(
+        out.stderr.contains("install the same vzfs-migrate"),
+        "{}",
+        out.all()
+    );
+    assert_untouched("refusals", &lab, &before, src.as_ref(), dst.as_ref());
+    lab.teardown().unwrap();
+}
