@@ -68,6 +68,8 @@ struct Opts {
     disk: bool,
     disk_pairs: usize,
     disk_dir: PathBuf,
+    /// A second vzfs-hook build measured alongside (e.g. a static one).
+    also_hook: Option<PathBuf>,
 }
 
 const USAGE: &str = "usage: vzfs-bench [--pairs N] [--disk-pairs N] [--mmp-pairs N] [--warmup N]
@@ -89,6 +91,8 @@ Sections:
   --warmup N      unmeasured rounds before each section (default 5)
   --disk-dir DIR  a directory on a disk filesystem for `hook-disk` (default
                   /var/tmp; the image is unlinked as soon as it is attached)
+  --also-hook FILE  measure a second vzfs-hook build as a fifth method (to
+                  compare builds in one run, e.g. a static one)
   --no-disk       skip section `hook-disk`
   --no-mmp        skip section `hook-mmp`
   --only SECTION  run one section
@@ -108,6 +112,7 @@ fn parse_opts() -> Result<Opts, String> {
         disk: true,
         disk_pairs: 50,
         disk_dir: PathBuf::from("/var/tmp"),
+        also_hook: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -125,6 +130,13 @@ fn parse_opts() -> Result<Opts, String> {
             "--disk-pairs" => o.disk_pairs = num("--disk-pairs")?,
             "--no-mmp" => o.mmp = false,
             "--no-disk" => o.disk = false,
+            "--also-hook" => {
+                let f = PathBuf::from(args.next().ok_or("--also-hook needs a file")?);
+                o.also_hook = Some(
+                    std::fs::canonicalize(&f)
+                        .map_err(|e| format!("--also-hook {}: {e}", f.display()))?,
+                );
+            }
             "--disk-dir" => {
                 o.disk_dir = PathBuf::from(args.next().ok_or("--disk-dir needs a directory")?)
             }
@@ -567,6 +579,7 @@ struct Lab {
     tmpfs: Vec<PathBuf>,
     loops: Vec<LoopDev>,
     reaper: Option<Reaper>,
+    also_hook: Option<PathBuf>,
 }
 
 impl Lab {
@@ -581,6 +594,9 @@ impl Lab {
     }
     fn seed_dir(&self) -> PathBuf {
         Path::new(VZ).join("bench").join("seed")
+    }
+    fn alt_dir(&self) -> PathBuf {
+        Path::new(VZ).join("bench").join("also-hook")
     }
 
     /// Private mount namespace, tmpfs on /etc/vz and /vz, the directory tree
@@ -628,6 +644,14 @@ impl Lab {
         for name in ["vps.premount", "vps.postumount"] {
             let l = self.conf_dir().join(name);
             symlink(&self.hook_bin, &l).map_err(|e| format!("symlink {}: {e}", l.display()))?;
+        }
+        if let Some(alt) = &self.also_hook {
+            std::fs::create_dir_all(self.alt_dir())
+                .map_err(|e| format!("mkdir {}: {e}", self.alt_dir().display()))?;
+            for name in ["vps.premount", "vps.postumount"] {
+                let l = self.alt_dir().join(name);
+                symlink(alt, &l).map_err(|e| format!("symlink {}: {e}", l.display()))?;
+            }
         }
         write_file(&self.seed_dir().join("vps.premount"), SEED_PREMOUNT, 0o755)?;
         write_file(
@@ -771,6 +795,8 @@ enum Method {
     Seed,
     /// mount(8)+umount(8).
     MountBin,
+    /// The `--also-hook` build, through its own `vps.*` symlinks.
+    AltHook,
 }
 
 impl Method {
@@ -780,6 +806,7 @@ impl Method {
             Method::Hook => "vzfs-hook (vps.premount+vps.postumount)",
             Method::Seed => "seed shell hooks (bash, SEED.md)",
             Method::MountBin => "mount(8)+umount(8) (reference)",
+            Method::AltHook => "--also-hook build of vzfs-hook",
         }
     }
 }
@@ -880,11 +907,11 @@ fn one_pair(lab: &Lab, m: Method, node: &Path, dev: &str) -> Res<Duration> {
                 verify(lab, dev, false, "umount2(2)", None)?;
                 Ok(up + down)
             }
-            Method::Hook | Method::Seed => {
-                let dir = if m == Method::Hook {
-                    lab.conf_dir()
-                } else {
-                    lab.seed_dir()
+            Method::Hook | Method::Seed | Method::AltHook => {
+                let dir = match m {
+                    Method::Hook => lab.conf_dir(),
+                    Method::Seed => lab.seed_dir(),
+                    _ => lab.alt_dir(),
                 };
                 let (pre, post) = (dir.join("vps.premount"), dir.join("vps.postumount"));
                 let t = Instant::now();
@@ -1027,7 +1054,11 @@ fn fs_type_of(dir: &Path) -> Res<String> {
         }
         let mp = PathBuf::from(unescape(f[4]));
         let depth = mp.components().count();
-        if canon.starts_with(&mp) && best.as_ref().map_or(true, |(d, _)| depth >= *d) {
+        let deeper = match &best {
+            None => true,
+            Some((d, _)) => depth >= *d,
+        };
+        if canon.starts_with(&mp) && deeper {
             best = Some((depth, post.split(' ').next().unwrap_or("?").to_string()));
         }
     }
@@ -1057,7 +1088,10 @@ fn hook_pairs(
         node.display(),
         lab.private_dir().display()
     );
-    let methods = [Method::Raw, Method::Hook, Method::Seed, Method::MountBin];
+    let mut methods = vec![Method::Raw, Method::Hook, Method::Seed, Method::MountBin];
+    if lab.also_hook.is_some() {
+        methods.push(Method::AltHook);
+    }
     let t = Instant::now();
     let res = interleaved(lab, &methods, &node, o.warmup, pairs);
     let detach = lab.detach_device(&node);
@@ -1098,6 +1132,16 @@ fn hook_pairs(
             hook.median() - raw.median()
         ),
     ];
+    let mut lines = lines;
+    if let (Some(alt), Some(path)) = (s.get(4), lab.also_hook.as_ref()) {
+        lines.push(format!(
+            "[{name}] ratio also-hook/raw (medians): {:.3}x  (paired {:.3}x); also-hook/hook {:.3}x  ({})",
+            alt.median() / raw.median(),
+            paired_ratio(alt, raw),
+            alt.median() / hook.median(),
+            path.display()
+        ));
+    }
     for l in &lines {
         println!("  {l}");
     }
@@ -1189,6 +1233,7 @@ fn main() -> ExitCode {
         tmpfs: Vec::new(),
         loops: Vec::new(),
         reaper: None,
+        also_hook: opts.also_hook.clone(),
     };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Res<Vec<String>> {
         lab.setup()?;
