@@ -895,6 +895,10 @@ impl Vz {
         Ok(())
     }
 
+    /// Kills the (suspended) workload. Only a full `chkpnt` unmounts
+    /// afterwards (vzctl 4.x `vps_chkpnt`: `if (cmd == CMD_CHKPNT)
+    /// vps_umount(...)`, its result ignored); the staged `--kill` of chkpnt
+    /// and restore leaves the container mounted.
     fn kill_stage(&mut self, pid: i32, code: i32) -> R {
         kill9(pid);
         if !wait_gone(pid, Duration::from_secs(5)) {
@@ -903,7 +907,7 @@ impl Vz {
         }
         let _ = std::fs::remove_file(workload::pid_file(&self.veid));
         let _ = std::fs::remove_file(workload::frozen_file(&self.veid));
-        self.umount_cycle()
+        Ok(())
     }
 
     fn chkpnt(&mut self, opts: &Opts) -> R {
@@ -929,6 +933,7 @@ impl Vz {
             }
             self.info("\tkill...");
             self.kill_stage(pid, VZ_CHKPNT_ERROR)?;
+            let _ = self.umount_cycle();
             self.info("Checkpointing completed successfully");
             return Ok(());
         }
@@ -937,6 +942,10 @@ impl Vz {
             self.suspend(pid)?;
         }
         if opts.flag("dump") {
+            if opts.value("dumpfile").is_none() {
+                self.err("Error: dumpfile is not specified.");
+                return Err(VZ_CHKPNT_ERROR);
+            }
             self.info("\tdump...");
             self.dump(&dumpfile)?;
         }
@@ -1011,6 +1020,10 @@ impl Vz {
             if workload_pid(&self.veid).is_some() {
                 self.err("Container is already running");
                 return Err(VZ_VE_RUNNING);
+            }
+            if staged && opts.value("dumpfile").is_none() {
+                self.err("Error: dumpfile is not specified");
+                return Err(VZ_RESTORE_ERROR);
             }
             if !staged {
                 self.info("Restoring container ...");
