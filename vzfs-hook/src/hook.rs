@@ -76,11 +76,11 @@ impl CtFs {
                 conf_err(cfg, "VZFS_VERBOSE", format!("{:?} is not 0, 1 or 2", v.raw))
             })?),
         };
-        let device = match cfg.literal("VE_DEVICE")? {
+        let device = match cfg.expanded("VE_DEVICE")? {
             None => None,
-            Some(v) if v.raw.is_empty() => None,
+            Some(v) if v.is_empty() => None,
             Some(v) => {
-                let spec = DeviceSpec::parse(&v.raw).map_err(|m| conf_err(cfg, "VE_DEVICE", m))?;
+                let spec = DeviceSpec::parse(&v).map_err(|m| conf_err(cfg, "VE_DEVICE", m))?;
                 let fstype = cfg
                     .literal("VE_DEVICE_FSTYPE")?
                     .map(|v| v.raw.clone())
@@ -245,7 +245,9 @@ fn check_same_fs_elsewhere(fs: &FsInfo, dev: &Device) -> Result<()> {
     };
     // The same LUN has the same size through every path: compare sizes (a
     // cheap sysfs read) before reading any superblock.
-    let size_of = |name: &std::ffi::OsStr| std::fs::read_to_string(Path::new("/sys/class/block").join(name).join("size")).ok();
+    let size_of = |name: &std::ffi::OsStr| {
+        std::fs::read_to_string(Path::new("/sys/class/block").join(name).join("size")).ok()
+    };
     let own_size = dev.node.file_name().and_then(size_of);
     for e in rd.flatten() {
         let node = Path::new("/dev").join(e.file_name());
@@ -619,12 +621,8 @@ pub fn postumount(sys: &dyn Sys, _etc: &VzEtc, ct: &CtFs) -> Result<Outcome> {
             }
         }
     }
-    let after = read_table(sys)?;
-    if let Some(top) = after.top_at(&canon) {
-        if top.dev == dev.dev {
-            return Err(Error::refused(format!("{} is still mounted on {} after the unmount (it was mounted twice there?); run postumount again", dev.node.display(), canon.display())));
-        }
-    }
+    // One check covers both a second mount left on the same path and a copy
+    // in another namespace: the device must no longer be claimed.
     if !device::is_released(&dev.node)? {
         let ns = holders::namespaces_holding(dev.dev, true);
         return Err(Error::StillAlive {

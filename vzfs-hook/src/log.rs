@@ -16,10 +16,34 @@ pub enum Level {
     Debug = 3,
 }
 
+type Syslog = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
+
 struct Logger {
     ident: String,
     verbosity: u8,
-    syslog: Option<Mutex<syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>>>,
+    use_syslog: bool,
+    /// Connected at the first message, so a quiet run never touches syslog.
+    syslog: OnceLock<Option<Mutex<Syslog>>>,
+}
+
+impl Logger {
+    fn syslog(&self) -> Option<&Mutex<Syslog>> {
+        if !self.use_syslog {
+            return None;
+        }
+        self.syslog
+            .get_or_init(|| {
+                syslog::unix(syslog::Formatter3164 {
+                    facility: syslog::Facility::LOG_DAEMON,
+                    hostname: None,
+                    process: self.ident.clone(),
+                    pid: std::process::id(),
+                })
+                .ok()
+                .map(Mutex::new)
+            })
+            .as_ref()
+    }
 }
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
@@ -27,22 +51,11 @@ static LOGGER: OnceLock<Logger> = OnceLock::new();
 /// Sets up the process-wide logger once. `verbosity`: 0 quiet, 1 normal, 2 debug.
 /// Later calls are ignored (the first caller wins).
 pub fn init(ident: &str, verbosity: u8, use_syslog: bool) {
-    let syslog = if use_syslog {
-        syslog::unix(syslog::Formatter3164 {
-            facility: syslog::Facility::LOG_DAEMON,
-            hostname: None,
-            process: ident.to_string(),
-            pid: std::process::id(),
-        })
-        .ok()
-        .map(Mutex::new)
-    } else {
-        None
-    };
     let _ = LOGGER.set(Logger {
         ident: ident.to_string(),
         verbosity,
-        syslog,
+        use_syslog,
+        syslog: OnceLock::new(),
     });
 }
 
@@ -52,7 +65,8 @@ fn logger() -> &'static Logger {
     LOGGER.get_or_init(|| Logger {
         ident: "vzfs".to_string(),
         verbosity: 1,
-        syslog: None,
+        use_syslog: false,
+        syslog: OnceLock::new(),
     })
 }
 
@@ -76,7 +90,7 @@ pub fn log(level: Level, msg: &str) {
         Level::Info | Level::Debug => "",
     };
     let _ = writeln!(std::io::stderr().lock(), "{}: {}{}", l.ident, tag, msg);
-    if let Some(s) = &l.syslog {
+    if let Some(s) = l.syslog() {
         if let Ok(mut s) = s.lock() {
             let _ = match level {
                 Level::Error => s.err(msg),

@@ -797,6 +797,9 @@ enum Method {
     MountBin,
     /// The `--also-hook` build, through its own `vps.*` symlinks.
     AltHook,
+    /// mount(2) in one exec'd process, umount2(2) in another: the floor of
+    /// any action script, which vzctl must exec.
+    RawExec,
 }
 
 impl Method {
@@ -807,6 +810,7 @@ impl Method {
             Method::Seed => "seed shell hooks (bash, SEED.md)",
             Method::MountBin => "mount(8)+umount(8) (reference)",
             Method::AltHook => "--also-hook build of vzfs-hook",
+            Method::RawExec => "raw syscalls in 2 exec'd processes (floor)",
         }
     }
 }
@@ -922,6 +926,19 @@ fn one_pair(lab: &Lab, m: Method, node: &Path, dev: &str) -> Res<Duration> {
                 let o = run_action(&post)?;
                 let down = t.elapsed();
                 verify(lab, dev, false, &post.display().to_string(), Some(&o))?;
+                Ok(up + down)
+            }
+            Method::RawExec => {
+                let me = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+                let (n, p) = (node.to_string_lossy(), mp.to_string_lossy());
+                let t = Instant::now();
+                let o = run_plain(&[&me.to_string_lossy(), RAW_MOUNT_ARG, &n, &p])?;
+                let up = t.elapsed();
+                verify(lab, dev, true, "exec'd mount(2)", Some(&o))?;
+                let t = Instant::now();
+                let o = run_plain(&[&me.to_string_lossy(), RAW_UMOUNT_ARG, &p])?;
+                let down = t.elapsed();
+                verify(lab, dev, false, "exec'd umount2(2)", Some(&o))?;
                 Ok(up + down)
             }
             Method::MountBin => {
@@ -1088,7 +1105,7 @@ fn hook_pairs(
         node.display(),
         lab.private_dir().display()
     );
-    let mut methods = vec![Method::Raw, Method::Hook, Method::Seed, Method::MountBin];
+    let mut methods = vec![Method::Raw, Method::Hook, Method::Seed, Method::MountBin, Method::RawExec];
     if lab.also_hook.is_some() {
         methods.push(Method::AltHook);
     }
@@ -1100,7 +1117,7 @@ fn hook_pairs(
     println!("   ({:.1} s)", t.elapsed().as_secs_f64());
     let rows: Vec<(&str, &Samples)> = methods.iter().map(|m| m.label()).zip(s.iter()).collect();
     print_table(&rows);
-    let (raw, hook, seed, mnt) = (&s[0], &s[1], &s[2], &s[3]);
+    let (raw, hook, seed, mnt, raw_exec) = (&s[0], &s[1], &s[2], &s[3], &s[4]);
     let r_hook_raw = hook.median() / raw.median();
     let verdict = if r_hook_raw <= TARGET_HOOK_RAW {
         "target met"
@@ -1131,9 +1148,15 @@ fn hook_pairs(
             "[{name}] hook overhead over raw (medians): {:+.3} ms per pair",
             hook.median() - raw.median()
         ),
+        format!(
+            "[{name}] ratio hook/exec'd-raw (medians): {:.3}x  (paired {:.3}x)  (same two process starts as the hook; exec floor {:+.3} ms per pair)",
+            hook.median() / raw_exec.median(),
+            paired_ratio(hook, raw_exec),
+            raw_exec.median() - raw.median()
+        ),
     ];
     let mut lines = lines;
-    if let (Some(alt), Some(path)) = (s.get(4), lab.also_hook.as_ref()) {
+    if let (Some(alt), Some(path)) = (s.get(5), lab.also_hook.as_ref()) {
         lines.push(format!(
             "[{name}] ratio also-hook/raw (medians): {:.3}x  (paired {:.3}x); also-hook/hook {:.3}x  ({})",
             alt.median() / raw.median(),
@@ -1149,6 +1172,27 @@ fn hook_pairs(
 }
 
 // ---------------------------------------------------------------- main
+
+const RAW_MOUNT_ARG: &str = "--raw-mount";
+const RAW_UMOUNT_ARG: &str = "--raw-umount";
+
+/// `vzfs-bench --raw-mount DEV DIR` / `--raw-umount DIR`: one syscall in a
+/// process of its own, for the exec'd-raw floor.
+fn raw_exec_main() -> Option<ExitCode> {
+    let a: Vec<String> = std::env::args().collect();
+    let r = match (a.get(1).map(String::as_str), a.len()) {
+        (Some(RAW_MOUNT_ARG), 4) => nix::mount::mount(Some(a[2].as_str()), a[3].as_str(), Some("ext4"), MsFlags::empty(), None::<&str>),
+        (Some(RAW_UMOUNT_ARG), 3) => nix::mount::umount2(a[2].as_str(), MntFlags::empty()),
+        _ => return None,
+    };
+    Some(match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vzfs-bench {}: {e}", a[1]);
+            ExitCode::from(1)
+        }
+    })
+}
 
 fn find_hook() -> Res<PathBuf> {
     let dir = match std::env::var_os("VZFS_BIN_DIR") {
@@ -1198,6 +1242,9 @@ fn preflight() -> Res<()> {
 fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some(REAPER_ARG) {
         return reaper_main();
+    }
+    if let Some(code) = raw_exec_main() {
+        return code;
     }
     let opts = match parse_opts() {
         Ok(o) => o,
