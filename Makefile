@@ -22,8 +22,8 @@ test: prereqs build
 	$(CARGO) test --workspace -- --test-threads=$(TEST_THREADS)
 
 # The main job, in the two-node lab: every step printed in words.
-demo: prereqs build
-	./target/debug/vzfs-lab demo
+demo: prereqs
+	sh scripts/demo
 
 # Speed goals, measured side by side in one run and printed as ratios.
 bench: prereqs release
