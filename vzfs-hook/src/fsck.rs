@@ -17,6 +17,16 @@ pub enum FsckMode {
     Yes,
 }
 
+impl std::fmt::Display for FsckMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FsckMode::No => "no",
+            FsckMode::Auto => "auto",
+            FsckMode::Yes => "yes",
+        })
+    }
+}
+
 impl FsckMode {
     pub fn parse(s: &str) -> Option<FsckMode> {
         match s {

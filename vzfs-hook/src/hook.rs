@@ -673,7 +673,7 @@ pub fn status(sys: &dyn Sys, ct: &CtFs) -> Result<String> {
         }
     ));
     s.push_str(&format!(
-        "  options: type {}, options \"{}\", fsck {:?}\n",
+        "  options: type {}, options \"{}\", fsck {}\n",
         dc.fstype.as_deref().unwrap_or("from the superblock"),
         dc.options,
         dc.fsck
