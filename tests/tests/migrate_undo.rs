@@ -116,33 +116,59 @@ fn matrix(kind: &str, state: &str, online: bool) -> usize {
         src.as_ref(),
         dst.as_ref(),
     );
-    for step in &steps {
+    let argv: Vec<&str> = [
+        &["vzfs-migrate"][..],
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ]
+    .concat();
+    for (n, step) in steps.iter().enumerate() {
+        // the last step before the commit starts the container on the
+        // target: make it fail at its start (after it, it is committed)
+        let starts_target = n + 1 == steps.len()
+            && ["start-dst", "resume-dst", "mount-dst"].contains(&step.as_str());
+        let fp = if starts_target {
+            format!("before:{step}")
+        } else {
+            format!("after:{step}")
+        };
         let ctx = format!(
-            "{kind}/{state}{} fail after {step}",
+            "{kind}/{state}{} fail {fp}",
             if online { " online" } else { "" }
         );
-        let mut cmd = a.command(
-            &[
-                &["vzfs-migrate"][..],
-                &args.iter().map(String::as_str).collect::<Vec<_>>(),
-            ]
-            .concat(),
-        );
-        cmd.env("VZFS_FAILPOINTS", format!("after:{step}=fail"));
+        let mut cmd = a.command(&argv);
+        cmd.env("VZFS_FAILPOINTS", format!("{fp}=fail"));
         let out = cmd.output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr).to_string();
         assert_eq!(out.status.code(), Some(25), "{ctx}: {err}");
         assert!(
-            err.contains(&format!("failpoint after:{step} triggered")),
+            err.contains(&format!("failpoint {fp} triggered")),
             "{ctx}: {err}"
         );
-        assert!(
-            err.contains(&format!("undo {step} (")),
-            "{ctx}: the failed step was not undone: {err}"
-        );
+        if !starts_target {
+            assert!(
+                err.contains(&format!("undo {step} ("))
+                    || err.contains(&format!("step {step}: nothing to do")),
+                "{ctx}: the failed step was not undone: {err}"
+            );
+        }
         assert!(!err.contains("FAILED"), "{ctx}: an undo failed: {err}");
         assert_untouched(&ctx, &lab, &before, src.as_ref(), dst.as_ref());
     }
+    // a failure right after the commit is not undone: --recover finishes it
+    let mut cmd = a.command(&argv);
+    cmd.env("VZFS_FAILPOINTS", "before:finish-src=fail");
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(23),
+        "{kind}/{state} after commit: {err}"
+    );
+    assert!(err.contains("committed"), "{err}");
+    let rec = a.run(&["vzfs-migrate", "--recover", CT]).unwrap();
+    assert!(rec.success(), "{}", rec.all());
+    assert_eq!(status(lab.host("b")), expected_status(state));
+    assert!(a.path("/etc/vz/conf/101.conf.migrated").exists());
     lab.teardown().unwrap();
     steps.len()
 }

@@ -458,7 +458,7 @@ fn stops_source(s: &Step) -> bool {
     matches!(s, Step::StopSrc | Step::SuspendSrc | Step::UmountSrc)
 }
 fn starts_target(s: &Step) -> bool {
-    matches!(s, Step::StartDst | Step::ResumeDst | Step::MountDst)
+    s.starts_target()
 }
 
 /// Run the undos owed by the journal state, in reverse, stopping at the
@@ -524,11 +524,15 @@ fn execute(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) -
     let critical = ctx.job.plan.critical_index();
     let n = steps.len();
     let mut down_start: Option<Instant> = None;
+    let mut committed = false;
     let mut failure: Option<Error> = None;
     for (i, step) in steps.iter().enumerate() {
         let name = step.name();
-        if i == commit {
+        if i == commit && !committed {
             j.append(&Record::Commit)?;
+            committed = true;
+        }
+        if i >= commit {
             signals::set_critical(true);
         }
         if critical == Some(i) {
@@ -560,6 +564,16 @@ fn execute(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) -
         match r {
             Ok(noop) => {
                 j.append(&Record::Done { i, noop })?;
+                if noop {
+                    say(&format!("step {name}: nothing to do (no undo owed)"));
+                }
+                if i + 1 == commit && step.starts_target() {
+                    // durable before anything else can fail: from here on
+                    // the container lives on the target and is never undone
+                    j.append(&Record::Commit)?;
+                    committed = true;
+                    signals::set_critical(true);
+                }
                 sum.steps.push(StepReport {
                     name: name.clone(),
                     status: if noop { "noop" } else { "done" }.into(),
@@ -605,7 +619,7 @@ fn execute(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) -
     let st = journal::read(j.path())?;
     if st.committed {
         return Err(Error::Undo(format!(
-            "{}; the container already runs on the target {} (committed), only the source cleanup is left: run `vzfs-migrate --recover {}`",
+            "{}; the container now lives on the target {} (committed), only the source cleanup is left: run `vzfs-migrate --recover {}`",
             err.chain(),
             ctx.job.target,
             ctx.job.ctid

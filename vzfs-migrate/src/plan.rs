@@ -219,6 +219,11 @@ impl Step {
         }
     }
 
+    /// The container starts living on the target with this step.
+    pub fn starts_target(&self) -> bool {
+        matches!(self, Step::StartDst | Step::ResumeDst | Step::MountDst)
+    }
+
     /// Signals are deferred from this step on (d2: the device is between
     /// nodes until the target has it).
     pub fn starts_critical(&self) -> bool {
@@ -390,12 +395,23 @@ pub fn build(inp: &PlanInput) -> Result<Plan> {
 }
 
 impl Plan {
-    /// Index of the first post-commit step.
+    /// Index of the first step after the commit point. The commit comes
+    /// right after the container started (or was resumed or mounted) on the
+    /// target: from then on it lives there, and undoing would lose what it
+    /// did on the target. Without such a step, at the first post-commit step.
     pub fn commit_index(&self) -> usize {
-        self.steps
+        let first_post = self
+            .steps
             .iter()
             .position(|s| s.post_commit())
-            .unwrap_or(self.steps.len())
+            .unwrap_or(self.steps.len());
+        match self.steps[..first_post]
+            .iter()
+            .rposition(|s| s.starts_target())
+        {
+            Some(i) => i + 1,
+            None => first_post,
+        }
     }
 
     /// Index of the step from which signals are deferred, if any.
@@ -532,6 +548,7 @@ mod tests {
             ]
         );
         assert_eq!(p.commit_index(), 6);
+        assert_eq!(p.steps[5], Step::StartDst);
         assert_eq!(p.critical_index(), None);
     }
 
