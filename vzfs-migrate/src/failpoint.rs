@@ -7,7 +7,10 @@
 //! Actions:
 //! - `fail`: the boundary returns an error, as if the step had failed;
 //! - `crash`: the process kills itself with SIGKILL on the spot (no undo,
-//!   no cleanup), to test `--recover`.
+//!   no cleanup), to test `--recover`;
+//! - `sleep(MS)`: pause MS milliseconds, then go on (a window for a test to
+//!   send a signal in a given phase); a line `failpoint NAME: sleeping MS
+//!   ms` on stderr says it started.
 //!
 //! `VZFS_FAILPOINTS_FILE` names a file with the same syntax (one pair per
 //! line allowed), read in addition. Nothing is active when neither is set.
@@ -19,6 +22,8 @@ use std::collections::BTreeMap;
 pub enum Action {
     Fail,
     Crash,
+    /// Pause this many milliseconds.
+    Sleep(u64),
 }
 
 #[derive(Debug, Default, Clone)]
@@ -39,19 +44,26 @@ impl Failpoints {
                 Error::check(
                     Kind::Usage,
                     format!("failpoint {item:?}"),
-                    "expected NAME=fail or NAME=crash",
+                    "expected NAME=fail, NAME=crash or NAME=sleep(MS)",
                 )
             })?;
             let action = match action.trim() {
                 "fail" => Action::Fail,
                 "crash" => Action::Crash,
-                other => {
-                    return Err(Error::check(
-                        Kind::Usage,
-                        format!("failpoint {name:?}"),
-                        format!("unknown action {other:?} (use fail or crash)"),
-                    ))
-                }
+                other => match other
+                    .strip_prefix("sleep(")
+                    .and_then(|r| r.strip_suffix(')'))
+                    .and_then(|ms| ms.trim().parse::<u64>().ok())
+                {
+                    Some(ms) => Action::Sleep(ms),
+                    None => {
+                        return Err(Error::check(
+                            Kind::Usage,
+                            format!("failpoint {name:?}"),
+                            format!("unknown action {other:?} (use fail, crash or sleep(MS))"),
+                        ))
+                    }
+                },
             };
             let name = name.trim();
             let name = if name.contains(':') {
@@ -86,10 +98,16 @@ impl Failpoints {
     }
 
     /// Hit the boundary `name`: `Ok` when nothing is configured, an error
-    /// for `fail`, and no return for `crash`.
+    /// for `fail`, no return for `crash`, `Ok` after the pause for `sleep`.
     pub fn hit(&self, name: &str) -> Result<()> {
         match self.action(name) {
             None => Ok(()),
+            Some(Action::Sleep(ms)) => {
+                eprintln!("vzfs-migrate: failpoint {name}: sleeping {ms} ms");
+                // std's sleep resumes after a signal handler ran (EINTR)
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                Ok(())
+            }
             Some(Action::Fail) => Err(Error::Failpoint(name.to_string())),
             Some(Action::Crash) => {
                 eprintln!("vzfs-migrate: failpoint {name}: crashing (SIGKILL)");
@@ -119,12 +137,19 @@ mod tests {
         assert!(fp.hit("before:sync-1").is_ok());
         let e = fp.hit("before:copy-config").unwrap_err();
         assert_eq!(e.to_string(), "failpoint before:copy-config triggered");
+        let fp = Failpoints::parse("after:stop-src=sleep(20)").unwrap();
+        assert_eq!(fp.action("after:stop-src"), Some(Action::Sleep(20)));
+        let t = std::time::Instant::now();
+        assert!(fp.hit("after:stop-src").is_ok());
+        assert!(t.elapsed() >= std::time::Duration::from_millis(20));
     }
 
     #[test]
     fn bad_specs_are_errors() {
         assert!(Failpoints::parse("copy-config").is_err());
         assert!(Failpoints::parse("copy-config=explode").is_err());
+        assert!(Failpoints::parse("copy-config=sleep(x)").is_err());
+        assert!(Failpoints::parse("copy-config=sleep(5").is_err());
         assert!(Failpoints::parse("  ").unwrap().is_empty());
     }
 }
