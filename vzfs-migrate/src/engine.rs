@@ -532,12 +532,8 @@ fn execute(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) -
             j.append(&Record::Commit)?;
             committed = true;
         }
-        if i >= commit {
-            signals::set_critical(true);
-        }
-        if critical == Some(i) {
-            signals::set_critical(true);
-        }
+        // a signal that came before the critical section interrupts here,
+        // before the section begins
         if i < commit {
             if let Some(sig) = signals::pending() {
                 if !signals::critical() {
@@ -545,6 +541,12 @@ fn execute(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) -
                     break;
                 }
             }
+        }
+        if i >= commit {
+            signals::set_critical(true);
+        }
+        if critical == Some(i) {
+            signals::set_critical(true);
         }
         if let Err(e) = fp.hit(&format!("before:{name}")) {
             failure = Some(Error::Step {
@@ -586,6 +588,14 @@ fn execute(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) -
                     status: "failed".into(),
                     seconds: secs,
                 });
+                // the signal stopped the step's child: an interruption
+                // (exit 24), not the child's own failure
+                let e = match signals::pending() {
+                    Some(sig) if !signals::critical() => {
+                        Error::Interrupted(format!("{} ({})", signals::signal_name(sig), e.chain()))
+                    }
+                    _ => e,
+                };
                 failure = Some(Error::Step {
                     step: name,
                     source: Box::new(e),
