@@ -51,7 +51,9 @@ pub fn root_test(name: &str, body: impl FnOnce(&mut World) + Send + 'static) {
     if let Err(why) = precondition() {
         if std::env::var("VZFS_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
             let n = SKIPPED.fetch_add(1, Ordering::SeqCst) + 1;
-            eprintln!("SKIPPED {name}: {why} (VZFS_SKIP_ROOT_TESTS=1; {n} root test(s) skipped in this binary so far)");
+            // Straight to fd 2: libtest captures eprintln! of passing tests.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "SKIPPED {name}: {why} (VZFS_SKIP_ROOT_TESTS=1; {n} root test(s) skipped in this binary so far)");
             return;
         }
         panic!(
