@@ -228,6 +228,16 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
             format!("container {ctid} already exists there"),
         ));
     }
+    if !facts.ip_in_use.is_empty() {
+        return Err(Error::check(
+            Kind::IpInUse,
+            format!("target {target}"),
+            format!(
+                "IP address of CT {ctid} in use there: {}; free it on the target or change IP_ADDRESS",
+                facts.ip_in_use.join(", ")
+            ),
+        ));
+    }
 
     // the target device, for b/d1 (--dst-device) and d2 (same filesystem)
     let src_uuid = src_dev.as_ref().and_then(|d| d.uuid.clone());

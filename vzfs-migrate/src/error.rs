@@ -14,6 +14,7 @@
 //! | 8  | stop/checkpoint on the source failed |
 //! | 9  | container already exists on the target |
 //! | 10 | container does not exist on the source |
+//! | 12 | an IP address of the container is in use on the target |
 //! | 14 | target lacks vzctl or the same vzfs-migrate helper version |
 //! | 15 | cannot apply the config on the target |
 //! | 16 | ploop layout is not supported |
@@ -37,6 +38,7 @@ pub mod code {
     pub const STOP_SOURCE: i32 = 8;
     pub const EXISTS: i32 = 9;
     pub const NOEXIST: i32 = 10;
+    pub const IP_IN_USE: i32 = 12;
     pub const TARGET_SOFTWARE: i32 = 14;
     pub const APPLY_CONFIG: i32 = 15;
     pub const UNSUP_PLOOP: i32 = 16;
@@ -60,6 +62,7 @@ pub enum Kind {
     StopSource,
     Exists,
     NoExist,
+    IpInUse,
     TargetSoftware,
     ApplyConfig,
     Ploop,
@@ -84,6 +87,7 @@ impl Kind {
             Kind::StopSource => STOP_SOURCE,
             Kind::Exists => EXISTS,
             Kind::NoExist => NOEXIST,
+            Kind::IpInUse => IP_IN_USE,
             Kind::TargetSoftware => TARGET_SOFTWARE,
             Kind::ApplyConfig => APPLY_CONFIG,
             Kind::Ploop => UNSUP_PLOOP,
@@ -123,6 +127,7 @@ impl Kind {
             Kind::StopSource => "stop-source",
             Kind::Exists => "exists",
             Kind::NoExist => "noexist",
+            Kind::IpInUse => "ip-in-use",
             Kind::TargetSoftware => "target-software",
             Kind::ApplyConfig => "apply-config",
             Kind::Ploop => "ploop",

@@ -10,7 +10,9 @@
 //! - `version`
 //! - `facts CTID [--device SPEC] [--uuid UUID]`, stdin: the container
 //!   config text as it will be installed: private/root paths and state,
-//!   whether the CT exists, vzctl presence, the device (by spec and by UUID)
+//!   whether the CT exists, vzctl presence, the device (by spec and by UUID),
+//!   which of its `IP_ADDRESS` addresses are in use on this node (in another
+//!   container's config, or on an interface)
 //! - `install-config CTID`, stdin: JSON `{conf, scripts:[[name,mode,bytes]]}`
 //! - `remove-config CTID NAME...`
 //! - `prepare-private CTID` / `unprepare-private CTID`
@@ -49,6 +51,10 @@ pub struct Facts {
     pub device_error: Option<String>,
     pub uuid_device: Option<DevFacts>,
     pub uuid_error: Option<String>,
+    /// Addresses of the container's `IP_ADDRESS` in use on this node, each
+    /// with where (`10.0.0.5 (IP_ADDRESS of CT 202 in /etc/vz/conf/202.conf)`).
+    #[serde(default)]
+    pub ip_in_use: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -172,7 +178,109 @@ pub fn facts(
         device_error,
         uuid_device,
         uuid_error,
+        ip_in_use: ip_in_use(
+            etc,
+            ctid,
+            cfg.get("IP_ADDRESS").map(|v| v.raw.as_str()).unwrap_or(""),
+        )?,
     })
+}
+
+/// The addresses of a vzctl `IP_ADDRESS` value (`ADDR[/MASK] ...`).
+fn parse_ips(value: &str) -> Vec<std::net::IpAddr> {
+    value
+        .split_whitespace()
+        .filter_map(|t| t.split('/').next()?.parse().ok())
+        .collect()
+}
+
+/// Which addresses of `ip_address` are in use on this node: in the
+/// `IP_ADDRESS` of another container's config (`<N>.conf` in the scripts
+/// directory), or configured on a network interface.
+pub fn ip_in_use(etc: &VzEtc, ctid: u32, ip_address: &str) -> Result<Vec<String>> {
+    let wanted = parse_ips(ip_address);
+    let mut used = Vec::new();
+    if wanted.is_empty() {
+        return Ok(used);
+    }
+    let dir = etc.scripts_dir();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e.filter_map(|e| e.ok()).map(|e| e.path()).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::io(Kind::RemoteConfig, "cannot read", &dir, e)),
+    };
+    let mut confs: Vec<PathBuf> = entries;
+    confs.sort();
+    for p in confs {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+        let Some(id) = name.as_deref().and_then(|n| n.strip_suffix(".conf")) else {
+            continue;
+        };
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) || id == ctid.to_string() {
+            continue;
+        }
+        let f = config::read(&p)
+            .map_err(|e| hostops::cfg_err(Kind::RemoteConfig, format!("config of CT {id}"), e))?;
+        if let Some(v) = f.first("IP_ADDRESS") {
+            for ip in parse_ips(&v.raw)
+                .into_iter()
+                .filter(|ip| wanted.contains(ip))
+            {
+                used.push(format!("{ip} (IP_ADDRESS of CT {id} in {})", p.display()));
+            }
+        }
+    }
+    for (ifname, ip) in interface_addrs()? {
+        if wanted.contains(&ip) {
+            used.push(format!("{ip} (configured on interface {ifname})"));
+        }
+    }
+    Ok(used)
+}
+
+/// Every address configured on this node's interfaces (getifaddrs(3)).
+fn interface_addrs() -> Result<Vec<(String, std::net::IpAddr)>> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list freed below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(Error::io(
+            Kind::System,
+            "getifaddrs: cannot list",
+            "network interfaces",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let mut v = Vec::new();
+    let mut p = head;
+    while !p.is_null() {
+        // SAFETY: `p` is a node of the list getifaddrs returned; the
+        // address is read as the type its family says.
+        unsafe {
+            let ifa = &*p;
+            if !ifa.ifa_addr.is_null() && !ifa.ifa_name.is_null() {
+                let name = std::ffi::CStr::from_ptr(ifa.ifa_name)
+                    .to_string_lossy()
+                    .into_owned();
+                match i32::from((*ifa.ifa_addr).sa_family) {
+                    libc::AF_INET => {
+                        let sa = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                        let ip = Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr));
+                        v.push((name, IpAddr::V4(ip)));
+                    }
+                    libc::AF_INET6 => {
+                        let sa = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
+                        v.push((name, IpAddr::V6(Ipv6Addr::from(sa.sin6_addr.s6_addr))));
+                    }
+                    _ => {}
+                }
+            }
+            p = ifa.ifa_next;
+        }
+    }
+    // SAFETY: the list from getifaddrs, freed once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(v)
 }
 
 fn dumpdir_of(cfg: &VzConfig) -> Result<PathBuf> {
@@ -553,6 +661,36 @@ mod tests {
         assert!(!f.vzctl_found);
         assert!(f.device.is_none());
         assert!(f.device_error.unwrap().contains("/dev/vzfs-nonexistent"));
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn ip_in_use_other_ct_and_interface() {
+        let (d, e) = etc("ip");
+        std::fs::write(
+            d.join("conf/202.conf"),
+            "IP_ADDRESS=\"10.9.8.7 fd00::7/64\"\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("conf/101.conf"), "IP_ADDRESS=\"10.9.8.1\"\n").unwrap();
+        std::fs::write(
+            d.join("conf/203.conf.migrated"),
+            "IP_ADDRESS=\"10.9.8.3\"\n",
+        )
+        .unwrap();
+        // its own config, a migrated one and free addresses do not count
+        assert!(ip_in_use(&e, 101, "10.9.8.1 10.9.8.3/24 10.9.8.9")
+            .unwrap()
+            .is_empty());
+        let u = ip_in_use(&e, 101, "10.9.8.9 10.9.8.7/24 fd00::7 127.0.0.1").unwrap();
+        assert_eq!(u.len(), 3, "{u:?}");
+        assert!(
+            u[0].starts_with("10.9.8.7 (IP_ADDRESS of CT 202 in "),
+            "{u:?}"
+        );
+        assert!(u[1].starts_with("fd00::7 (IP_ADDRESS of CT 202"), "{u:?}");
+        assert_eq!(u[2], "127.0.0.1 (configured on interface lo)");
+        assert!(ip_in_use(&e, 101, "").unwrap().is_empty());
         std::fs::remove_dir_all(d).unwrap();
     }
 
