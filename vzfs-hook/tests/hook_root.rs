@@ -338,7 +338,12 @@ fn device_resolution_errors_and_uuid_label() {
         w.ct_conf("900", &format!("VE_DEVICE=\"{}\"\n", dev.display()));
         let r = w.vzctl_hook("vps.premount", "900");
         assert_code(&r, 4, "same UUID mounted through another node");
-        assert!(r.stderr.contains(&format!("through {}", dev2.display())) && r.stderr.contains("/vz/else2"), "{}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("through {}", dev2.display()))
+                && r.stderr.contains("/vz/else2"),
+            "{}",
+            r.stderr
+        );
         assert!(mounts_of(&dev).is_empty());
         sh("umount /vz/else2");
         // Missing device, not a block device, wrong type, not a filesystem.
@@ -577,5 +582,66 @@ fn admin_subcommands_and_verbosity() {
             .unwrap();
         assert_eq!(r.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&r.stderr).contains("VEID is not set"));
+    });
+}
+
+#[test]
+fn busy_for_a_moment_is_retried() {
+    root_test("retry", |w| {
+        let dev = w.disk("t", "ext4", &[]);
+        ct(w, "160", &dev, "");
+        assert_code(&w.vzctl_hook("vps.premount", "160"), 0, "premount");
+        // Holds the filesystem for 0.4 s: shorter than the hook's retry window.
+        w.keep(
+            Command::new("sh")
+                .args(["-c", "cd /vz/private/160 && exec sleep 0.4"])
+                .spawn()
+                .unwrap(),
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        let r = w.vzctl_hook("vps.postumount", "160");
+        assert_code(&r, 0, "postumount retried until the holder left");
+        assert!(mounts_of(&dev).is_empty());
+        // A private area whose parent does not exist is an error, not a mkdir -p.
+        ct(w, "161", &dev, "VE_PRIVATE=\"/vz/no-such-parent/$VEID\"\n");
+        let r = w.vzctl_hook("vps.premount", "161");
+        assert_code(&r, 4, "missing parent");
+        assert!(
+            r.stderr.contains("/vz/no-such-parent") && r.stderr.contains("parent"),
+            "{}",
+            r.stderr
+        );
+        assert!(!Path::new("/vz/no-such-parent").exists());
+    });
+}
+
+#[test]
+fn every_action_line_also_goes_to_syslog() {
+    root_test("syslog", |w| {
+        let dev = w.disk("y", "ext4", &[]);
+        ct(w, "170", &dev, "");
+        w.private_dev(&[&dev]);
+        let sock = std::os::unix::net::UnixDatagram::bind("/dev/log").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_code(&w.vzctl_hook("vps.premount", "170"), 0, "premount");
+        let r = w.vzctl_hook("vps.postumount", "170");
+        assert_code(&r, 0, "postumount");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = sock.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            if got.iter().any(|m| m.contains("unmounted")) {
+                break;
+            }
+        }
+        assert!(
+            got.iter()
+                .any(|m| m.contains("vzfs-hook[") && m.contains("CT 170: mounted")),
+            "{got:?}"
+        );
+        assert!(
+            got.iter().any(|m| m.contains("CT 170: unmounted")),
+            "{got:?}"
+        );
     });
 }
