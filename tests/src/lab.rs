@@ -31,7 +31,7 @@
 
 use crate::cmd::{self, quote_argv, Output};
 use crate::error::{LabError, Result};
-use crate::mountinfo::{self, MountEntry};
+use crate::mountinfo::{self, DevNum, MountEntry};
 use std::ffi::OsStr;
 use std::fs;
 use std::net::Ipv4Addr;
@@ -180,6 +180,17 @@ impl Disk {
             .find(|a| a.host == host)
             .map(|a| a.device.as_path())
     }
+    /// The device number (major:minor) of this disk on `host`, or `None` if
+    /// the host does not see it. Mountinfo shows it for every mount of it.
+    pub fn dev_num(&self, host: &str) -> Option<DevNum> {
+        self.attachments
+            .iter()
+            .find(|a| a.host == host)
+            .map(|a| DevNum {
+                major: a.major,
+                minor: a.minor,
+            })
+    }
     /// Hosts that see this disk.
     pub fn hosts(&self) -> Vec<String> {
         self.attachments.iter().map(|a| a.host.clone()).collect()
@@ -203,6 +214,7 @@ pub struct LabBuilder {
     hosts: Vec<String>,
     required: Vec<String>,
     bin_dir: Option<PathBuf>,
+    hook: bool,
 }
 
 impl Default for LabBuilder {
@@ -211,6 +223,7 @@ impl Default for LabBuilder {
             hosts: vec!["a".into(), "b".into()],
             required: Vec::new(),
             bin_dir: None,
+            hook: false,
         }
     }
 }
@@ -232,6 +245,14 @@ impl LabBuilder {
     /// (e.g. `"vzfs-migrate"`); the error says which cargo command builds it.
     pub fn require_binary(mut self, name: &str) -> Self {
         self.required.push(name.to_string());
+        self
+    }
+    /// Installs vzfs-hook as vzctl's action scripts `vps.premount` and
+    /// `vps.postumount` on every host (see [`Host::install_hook`]); implies
+    /// `require_binary("vzfs-hook")`.
+    pub fn install_hook(mut self) -> Self {
+        self.hook = true;
+        self.required.push("vzfs-hook".to_string());
         self
     }
     /// Directory holding the project's binaries (default: [`default_bin_dir`]).
@@ -435,6 +456,27 @@ impl Host {
         fs::write(&p, contents).map_err(|e| LabError::io("write (on host)", &shown, e))
     }
 
+    /// Installs vzfs-hook as vzctl's global action scripts on this host: the
+    /// symlinks `/etc/vz/conf/vps.premount` and `/etc/vz/conf/vps.postumount`
+    /// to `/usr/local/sbin/vzfs-hook` (it dispatches on argv[0]), replacing
+    /// whatever was there, as the packages' install step does. Fails if
+    /// vzfs-hook is not installed on the host (build it, or use
+    /// [`LabBuilder::install_hook`], which requires it).
+    pub fn install_hook(&self) -> Result<()> {
+        let hook = "/usr/local/sbin/vzfs-hook";
+        if !self.path(hook).exists() {
+            return Err(LabError::Usage(format!(
+                "cannot install the hook on host {}: {hook} is not installed there \
+                 (build it: cargo build -p vzfs-hook)",
+                self.name
+            )));
+        }
+        for script in ["vps.premount", "vps.postumount"] {
+            self.run_ok(&["ln", "-sfn", hook, &format!("/etc/vz/conf/{script}")])?;
+        }
+        Ok(())
+    }
+
     /// The host's mount table (its mount namespace).
     pub fn mounts(&self) -> Result<Vec<MountEntry>> {
         let p = format!("/proc/{}/mountinfo", self.pid);
@@ -444,6 +486,19 @@ impl Host {
     /// What is mounted exactly at `path` in this host (topmost mount), if anything.
     pub fn mount_at(&self, path: impl AsRef<Path>) -> Result<Option<MountEntry>> {
         Ok(mountinfo::mounted_at(&self.mounts()?, path.as_ref()).cloned())
+    }
+
+    /// Every mount of `disk`'s filesystem in this host (matched by the
+    /// major:minor of the host's own device for it; empty if the host does
+    /// not see the disk or has not mounted it).
+    pub fn disk_mounts(&self, disk: &Disk) -> Result<Vec<MountEntry>> {
+        let Some(dev) = disk.dev_num(&self.name) else {
+            return Ok(Vec::new());
+        };
+        Ok(mountinfo::mounts_of(&self.mounts()?, dev)
+            .into_iter()
+            .cloned()
+            .collect())
     }
 
     /// Text of the host's sshd log (for debugging ssh failures).
@@ -553,6 +608,11 @@ impl Lab {
             torn_down: Mutex::new(false),
         };
         lab.build(&b.hosts)?;
+        if b.hook {
+            for h in &lab.hosts {
+                h.install_hook()?;
+            }
+        }
         Ok(lab)
     }
 
@@ -1388,3 +1448,98 @@ ONBOOT="no"
 DISKSPACE="2G:2.2G"
 DISKINODES="131072:144179"
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `install_hook()` links both action scripts to vzfs-hook on every host,
+    /// and vzctl then runs it: the container's device is mounted on
+    /// `VE_PRIVATE` by `vzctl mount` and released by `vzctl umount`.
+    #[test]
+    fn install_hook_links_the_action_scripts_and_vzctl_runs_them() {
+        let name = "install_hook_links_the_action_scripts_and_vzctl_runs_them";
+        let Some(lab) = Lab::builder().install_hook().start_for_test(name) else {
+            return;
+        };
+        for h in lab.hosts() {
+            for s in ["vps.premount", "vps.postumount"] {
+                let t = fs::read_link(h.path(format!("/etc/vz/conf/{s}"))).unwrap();
+                assert_eq!(
+                    t,
+                    Path::new("/usr/local/sbin/vzfs-hook"),
+                    "{s} on {}",
+                    h.name()
+                );
+            }
+        }
+        // Idempotent, as `ln -sf`.
+        lab.host("b").install_hook().unwrap();
+        let disk = lab.add_local_disk("a", "ct", Fs::Ext4).unwrap();
+        let a = lab.host("a");
+        a.vzctl(&["create", "101", "--ostemplate", TEMPLATE_NAME])
+            .unwrap()
+            .ok()
+            .unwrap();
+        a.sh_ok(&format!(
+            "rm -rf /vz/private/101 && mkdir /vz/private/101 && \
+             echo 'VE_DEVICE=\"{}\"' >> /etc/vz/conf/101.conf",
+            disk.by_id_path().display()
+        ))
+        .unwrap();
+        a.vzctl(&["mount", "101"]).unwrap().ok().unwrap();
+        let m = a
+            .mount_at("/vz/private/101")
+            .unwrap()
+            .expect("hook mounted it");
+        assert_eq!(Some(m.dev), disk.dev_num("a"));
+        // VE_PRIVATE, and VE_ROOT (vzctl's bind mount of it).
+        let points: Vec<PathBuf> = a
+            .disk_mounts(&disk)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.mount_point)
+            .collect();
+        assert_eq!(
+            points,
+            vec![
+                PathBuf::from("/vz/private/101"),
+                PathBuf::from("/vz/root/101")
+            ]
+        );
+        a.vzctl(&["umount", "101"]).unwrap().ok().unwrap();
+        assert!(a.disk_mounts(&disk).unwrap().is_empty());
+        assert!(lab.host("b").disk_mounts(&disk).unwrap().is_empty());
+        lab.teardown().unwrap();
+    }
+
+    /// Without a built vzfs-hook, both ways of installing it say what to do.
+    #[test]
+    fn install_hook_without_the_binary_is_a_clear_error() {
+        let name = "install_hook_without_the_binary_is_a_clear_error";
+        if !crate::preflight::require_lab(name) {
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("vzfs-lab-nohook.{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let double = default_bin_dir().join(VZCTL_DOUBLE);
+        let link = dir.join(VZCTL_DOUBLE);
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(&double, &link).unwrap();
+        let e = Lab::builder()
+            .bin_dir(&dir)
+            .install_hook()
+            .start()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("vzfs-hook is not built"), "{e}");
+        let lab = Lab::builder().bin_dir(&dir).start().unwrap();
+        let e = lab.host("a").install_hook().unwrap_err().to_string();
+        assert!(
+            e.contains("host a") && e.contains("cargo build -p vzfs-hook"),
+            "{e}"
+        );
+        lab.teardown().unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

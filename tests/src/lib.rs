@@ -7,13 +7,22 @@
 //! * [`vzctl`]: a test double of vzctl 4.x (binary `vzctl-double`, installed
 //!   as `vzctl` on every host), following `docs/VZCTL-CONTRACT.md`.
 //! * [`workload`]: the process that is a "running container".
-//! * [`demo`]: the scenarios `make demo` shows.
+//! * [`demo`]: the scenarios `make demo` shows: every migration scenario of
+//!   vzfs-migrate in a two-node lab, each checking its result.
+//! * [`mountinfo`]: the product's mountinfo parser (`vzfs::mountinfo`) and
+//!   the lookups the lab and the double use.
 //! * [`preflight`]: can this machine run a lab; the `VZFS_SKIP_ROOT_TESTS=1` opt-out.
 //!
 //! # Using the lab in a test
 //! ```no_run
 //! use vzfs_lab::{Lab, Fs};
-//! let Some(lab) = Lab::builder().hosts(&["a", "b"]).start_for_test("my_test") else { return };
+//! let Some(lab) = Lab::builder()
+//!     .hosts(&["a", "b"])
+//!     .install_hook() // vzfs-hook as vps.premount/vps.postumount
+//!     .start_for_test("my_test")
+//! else {
+//!     return;
+//! };
 //! let lun = lab.add_lun("lun1", &["a", "b"], Fs::Ext4Mmp).unwrap();
 //! let a = lab.host("a");
 //! a.run_ok(&["mount", lun.device("a").to_str().unwrap(), "/mnt"]).unwrap();
