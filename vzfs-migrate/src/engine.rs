@@ -175,13 +175,7 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
 
     // the target
     let ssh = Ssh::connect(target, opts.ssh.as_deref())?;
-    let remote = Remote {
-        ssh,
-        helper: opts.remote_helper.clone(),
-        vzctl: opts.vzctl.clone(),
-        etc: None,
-    };
-    remote.check_version()?;
+    let remote = Remote::open(ssh, opts.remote_helper.clone(), opts.vzctl.clone(), None)?;
     let conf_text = std::fs::read(&src_conf)
         .map_err(|e| Error::io(Kind::System, "cannot read", &src_conf, e))?;
     let mut fargs: Vec<String> = vec![
@@ -732,7 +726,7 @@ fn migrate_locked(
             "check only: every check passed, nothing was changed (CT {ctid} -> {target})"
         ));
         sum.result = "checked".into();
-        p.remote.ssh.close();
+        p.remote.close();
         return Ok(());
     }
     say(&format!(
@@ -760,7 +754,7 @@ fn migrate_locked(
         }
     }
     if let Some(r) = ctx.take_remote() {
-        r.ssh.close();
+        r.close();
     }
     r
 }
@@ -818,7 +812,7 @@ fn recover(opts: &Options, etc: &VzEtc, ctid: u32, sum: &mut Summary) -> Result<
             sum.result = "undone".into();
         }
         if let Some(r) = ctx.take_remote() {
-            r.ssh.close();
+            r.close();
         }
         j.remove()
     })();

@@ -21,9 +21,13 @@
 //! - `dev-mount CTID SPEC PATH` / `dev-umount CTID SPEC PATH` (dump device)
 //! - `remove-dump CTID`
 //! - `probe-uuid UUID`
+//! - `serve [--vzctl PROG]`: all of the above (and the target's vzctl) as
+//!   requests on one long-lived session, see [`crate::session`]; the source
+//!   uses only this one, over ssh, once per run
 
 use crate::error::{Error, Kind, Result};
 use crate::hostops::{self, DevFacts, PathState};
+use crate::session::{Session, Sessions};
 use crate::transport::Ssh;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -33,8 +37,8 @@ use vzfs::config::{self, VzConfig, VzEtc};
 use vzfs::hook::{CtFs, Outcome};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// Bumped whenever a helper command changes.
-pub const PROTO: u32 = 1;
+/// Bumped whenever a helper command changes (2: `serve`, the session).
+pub const PROTO: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Facts {
@@ -88,7 +92,21 @@ fn ctid_arg(a: Option<&String>) -> Result<u32> {
     crate::cli::parse_ctid(a.map(String::as_str).unwrap_or(""))
 }
 
+thread_local! {
+    /// The input of the request being served by `helper serve` (its stdin
+    /// carries requests, not a command's input).
+    static INPUT: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Set (or clear) the input [`dispatch`] reads instead of stdin.
+pub fn set_input(input: Option<Vec<u8>>) {
+    INPUT.with(|i| *i.borrow_mut() = input);
+}
+
 fn read_stdin() -> Result<Vec<u8>> {
+    if let Some(v) = INPUT.with(|i| i.borrow_mut().take()) {
+        return Ok(v);
+    }
     let mut v = Vec::new();
     std::io::stdin()
         .read_to_end(&mut v)
@@ -501,6 +519,9 @@ pub fn main(args: &[String]) -> i32 {
         Some("--etc") if args.len() >= 2 => (VzEtc::new(&args[1]), &args[2..]),
         _ => (VzEtc::default(), args),
     };
+    if args.first().map(String::as_str) == Some("serve") {
+        return crate::session::serve(&etc, &args[1..]);
+    }
     let answer = match dispatch(&etc, args) {
         Ok(data) => json!({"ok": true, "data": data}),
         Err(e) => json!({"ok": false, "kind": e.kind().name(), "error": e.chain()}),
@@ -514,15 +535,36 @@ pub fn main(args: &[String]) -> i32 {
 }
 
 /// The source's handle on the target: the ssh connection, the helper
-/// binary and vzctl there.
+/// binary and vzctl there, and the run's helper session
+/// ([`crate::session`]) that answers every helper call and vzctl run.
 pub struct Remote {
     pub ssh: Ssh,
     pub helper: String,
     pub vzctl: String,
     pub etc: Option<String>,
+    session: Sessions,
 }
 
 impl Remote {
+    /// The target's handle over `ssh`: starts the helper session, whose
+    /// greeting is the version check that comes before anything else (a
+    /// missing or different vzfs-migrate there is an error here).
+    pub fn open(ssh: Ssh, helper: String, vzctl: String, etc: Option<String>) -> Result<Remote> {
+        let r = Remote {
+            ssh,
+            helper,
+            vzctl,
+            etc,
+            session: Sessions::default(),
+        };
+        r.session.set(r.start_session()?);
+        Ok(r)
+    }
+
+    fn start_session(&self) -> Result<Session> {
+        Session::start(&self.ssh, &self.helper, self.etc.as_deref(), &self.vzctl)
+    }
+
     pub fn host(&self) -> &str {
         &self.ssh.host
     }
@@ -530,36 +572,10 @@ impl Remote {
     /// Call a helper command; an `ok:false` answer becomes an error naming
     /// the host and the command.
     pub fn call(&self, args: &[&str], input: Option<&[u8]>) -> Result<Value> {
-        let mut argv = vec![self.helper.clone(), "helper".into()];
-        if let Some(e) = &self.etc {
-            argv.push("--etc".into());
-            argv.push(e.clone());
-        }
-        argv.extend(args.iter().map(|s| s.to_string()));
-        let o = self.ssh.run_input(&argv, input)?;
+        let v = self
+            .session
+            .helper(self.host(), args, input, || self.start_session())?;
         let what = format!("target {}: helper {}", self.host(), args.join(" "));
-        let line = o.stdout.lines().rev().find(|l| l.starts_with('{'));
-        let v: Value = match line.map(serde_json::from_str::<Value>) {
-            Some(Ok(v)) => v,
-            _ => {
-                // no JSON: the helper is missing or not ours
-                return Err(Error::check(
-                    Kind::TargetSoftware,
-                    what,
-                    format!(
-                        "no answer from `{}` ({}){}; install the same vzfs-migrate ({VERSION}) on {}",
-                        self.helper,
-                        o.status_text(),
-                        crate::transport::tail(&o.stderr)
-                            .lines()
-                            .last()
-                            .map(|l| format!(": {l}"))
-                            .unwrap_or_default(),
-                        self.host()
-                    ),
-                ));
-            }
-        };
         if v["ok"] == true {
             Ok(v["data"].clone())
         } else {
@@ -575,7 +591,7 @@ impl Remote {
         }
     }
 
-    /// The version check that comes before anything else.
+    /// The version check (also done by the session's greeting).
     pub fn check_version(&self) -> Result<()> {
         let v = self.call(&["version"], None)?;
         let theirs = v["version"].as_str().unwrap_or("?");
@@ -592,10 +608,29 @@ impl Remote {
         Ok(())
     }
 
-    /// Run vzctl on the target (it takes its own lock there).
+    /// Run vzctl on the target (it takes its own lock there), over the
+    /// helper session.
     pub fn vzctl(&self, cmd: &str, ctid: u32, args: &[&str]) -> Result<crate::transport::Output> {
-        self.ssh
-            .run(&crate::vzctl::argv(&self.vzctl, false, cmd, ctid, args))
+        let argv = crate::vzctl::argv(&self.vzctl, false, cmd, ctid, args);
+        let shown =
+            shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "));
+        let r = self
+            .session
+            .vzctl(self.host(), &shown, &argv[1..], || self.start_session())?;
+        Ok(crate::transport::Output {
+            host: self.host().to_string(),
+            argv: shown,
+            code: r.code,
+            signal: r.signal,
+            stdout: r.stdout,
+            stderr: r.stderr,
+        })
+    }
+
+    /// End the helper session, then the ssh connection.
+    pub fn close(self) {
+        self.session.close();
+        self.ssh.close();
     }
 }
 

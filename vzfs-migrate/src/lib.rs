@@ -5,8 +5,8 @@
 //! (scenarios and steps), [`engine`] (running a plan with its journal,
 //! failpoints, undo and `--recover`), [`ops`] (what each step does on the
 //! two nodes), [`helper`] (the target side, run over ssh), [`hostops`]
-//! (node-local operations through the vzfs library), [`transport`] (ssh,
-//! rsync), [`vzctl`], [`lock`], [`journal`], [`failpoint`], [`signals`].
+//! (node-local operations through the vzfs library), [`session`] (the one
+//! helper session on the target), [`transport`] (ssh, rsync), [`vzctl`], [`lock`], [`journal`], [`failpoint`], [`signals`].
 
 pub mod cli;
 pub mod engine;
@@ -18,6 +18,7 @@ pub mod journal;
 pub mod lock;
 pub mod ops;
 pub mod plan;
+pub mod session;
 pub mod signals;
 pub mod transport;
 pub mod vzctl;

@@ -86,13 +86,12 @@ impl Ctx {
     pub fn remote(&mut self) -> Result<&Remote> {
         if self.remote.is_none() {
             let ssh = Ssh::connect(&self.job.target, self.job.ssh.as_deref())?;
-            let r = Remote {
+            let r = Remote::open(
                 ssh,
-                helper: self.job.remote_helper.clone(),
-                vzctl: self.job.vzctl.clone(),
-                etc: None,
-            };
-            r.check_version()?;
+                self.job.remote_helper.clone(),
+                self.job.vzctl.clone(),
+                None,
+            )?;
             self.remote = Some(r);
         }
         Ok(self.remote.as_ref().expect("just set"))

@@ -240,7 +240,14 @@ impl Ssh {
             "ConnectTimeout=15".into(),
         ];
         v.extend(self.extra.iter().cloned());
+        // after the user's options, which win (ssh keeps the first value)
+        v.extend(["-o".into(), "Compression=no".into()]);
         v
+    }
+
+    /// A path for a scratch file of this run in the private control directory.
+    pub fn scratch_path(&self, name: &str) -> PathBuf {
+        self.ctl_dir.join(name)
     }
 
     fn start_master(&self) -> Result<()> {

@@ -18,6 +18,12 @@
 //!   hooks (docs/SEED.md) verbatim, and mount(8)+umount(8) for reference.
 //!   Target: vzfs-hook <= 1.15x raw (median).
 //! - `hook-mmp`: the same on ext4 with multi-mount protection.
+//! - `migrate-d2`, `migrate-copy`: vzfs-migrate in the two-node lab of
+//!   `vzfs_lab` (built from this machine's namespace, before the bench's own
+//!   private namespace exists): the d2 handoff of a mounted container with
+//!   1x and 10x data and against the floor (an unmount, one ssh connection,
+//!   a mount); a copy migration against a plain rsync of the same tree.
+//!   Targets: 10x/1x <= 1.1, d2/floor <= 1.5, copy/rsync <= 1.10.
 //!
 //! Binaries are found next to this executable, or in `$VZFS_BIN_DIR`.
 
@@ -70,6 +76,11 @@ struct Opts {
     disk_dir: PathBuf,
     /// A second vzfs-hook build measured alongside (e.g. a static one).
     also_hook: Option<PathBuf>,
+    migrate: bool,
+    migrate_runs: usize,
+    d2_mib: u64,
+    copy_mib: u64,
+    copy_files: u64,
 }
 
 const USAGE: &str = "usage: vzfs-bench [--pairs N] [--disk-pairs N] [--mmp-pairs N] [--warmup N]
@@ -84,6 +95,9 @@ Sections:
   hook-disk   image on this machine's disk (--disk-dir): mount and unmount pay
               real journal and cache flushes, as on a real LUN (default 50 pairs)
   hook-mmp    image on tmpfs, ext4 with multi-mount protection (default 50 pairs)
+  migrate-d2  vzfs-migrate d2 handoff in the two-node lab: 1x vs 10x data, and
+              against the floor (umount + one new ssh connection + mount)
+  migrate-copy  vzfs-migrate scenario a against a plain rsync of the same tree
 
   --pairs N       measured pairs per method in section `hook`
   --disk-pairs N  measured pairs per method in section `hook-disk`
@@ -95,10 +109,15 @@ Sections:
                   compare builds in one run, e.g. a static one)
   --no-disk       skip section `hook-disk`
   --no-mmp        skip section `hook-mmp`
+  --no-migrate    skip sections `migrate-d2` and `migrate-copy`
+  --migrate-runs N  measured rounds in the migrate sections (default 7)
+  --d2-mib N      1x data of the d2 container (default 20; 10x = 200)
+  --copy-mib N    data in the copied container (default 256)
+  --copy-files N  files holding it (default 4000)
   --only SECTION  run one section
 
-Environment: VZFS_BIN_DIR = directory of the release vzfs-hook binary
-(default: the directory of this executable).
+Environment: VZFS_BIN_DIR = directory of the release binaries (vzfs-hook,
+vzfs-migrate, vzctl-double; default: the directory of this executable).
 Exit status: 0 measured (whether or not a target was met), 1 could not measure,
 2 usage.";
 
@@ -113,6 +132,11 @@ fn parse_opts() -> Result<Opts, String> {
         disk_pairs: 50,
         disk_dir: PathBuf::from("/var/tmp"),
         also_hook: None,
+        migrate: true,
+        migrate_runs: 7,
+        d2_mib: 20,
+        copy_mib: 256,
+        copy_files: 4000,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -129,6 +153,11 @@ fn parse_opts() -> Result<Opts, String> {
             "--warmup" => o.warmup = num("--warmup")?,
             "--disk-pairs" => o.disk_pairs = num("--disk-pairs")?,
             "--no-mmp" => o.mmp = false,
+            "--no-migrate" => o.migrate = false,
+            "--migrate-runs" => o.migrate_runs = num("--migrate-runs")?,
+            "--d2-mib" => o.d2_mib = num("--d2-mib")? as u64,
+            "--copy-mib" => o.copy_mib = num("--copy-mib")? as u64,
+            "--copy-files" => o.copy_files = num("--copy-files")? as u64,
             "--no-disk" => o.disk = false,
             "--also-hook" => {
                 let f = PathBuf::from(args.next().ok_or("--also-hook needs a file")?);
@@ -142,12 +171,12 @@ fn parse_opts() -> Result<Opts, String> {
             }
             "--only" => {
                 let s = args.next().ok_or("--only needs a section name")?;
-                if !SECTIONS.iter().any(|(n, _)| *n == s) {
+                if !SECTIONS.iter().any(|(n, _, _)| *n == s) {
                     return Err(format!(
                         "--only: no section {s:?} (sections: {})",
                         SECTIONS
                             .iter()
-                            .map(|(n, _)| *n)
+                            .map(|(n, _, _)| *n)
                             .collect::<Vec<_>>()
                             .join(", ")
                     ));
@@ -161,8 +190,13 @@ fn parse_opts() -> Result<Opts, String> {
             _ => return Err(format!("unknown argument {a:?}")),
         }
     }
-    if o.pairs < 2 || o.mmp_pairs < 2 || o.disk_pairs < 2 {
-        return Err("--pairs, --disk-pairs and --mmp-pairs must be at least 2".into());
+    if o.pairs < 2 || o.mmp_pairs < 2 || o.disk_pairs < 2 || o.migrate_runs < 2 {
+        return Err(
+            "--pairs, --disk-pairs, --mmp-pairs and --migrate-runs must be at least 2".into(),
+        );
+    }
+    if o.d2_mib < 1 || o.copy_mib < 1 || o.copy_files < 1 {
+        return Err("--d2-mib, --copy-mib and --copy-files must be at least 1".into());
     }
     Ok(o)
 }
@@ -995,11 +1029,25 @@ struct Report {
 
 type Section = fn(&mut Lab, &Opts) -> Res<Report>;
 
-/// Every section, in run order. New sections (e.g. migration) go here.
-const SECTIONS: &[(&str, Section)] = &[
-    ("hook", section_hook),
-    ("hook-disk", section_hook_disk),
-    ("hook-mmp", section_hook_mmp),
+/// Where a section runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Env {
+    /// In this machine's mount namespace (the two-node lab of `vzfs_lab`
+    /// builds its own namespaces, as in the tests): before the bench's own
+    /// setup, which makes this process's mount namespace private.
+    Machine,
+    /// In the bench's private mount namespace with its tmpfs and loop devices.
+    Private,
+}
+
+/// Every section, in run order (every `Machine` section before the first
+/// `Private` one).
+const SECTIONS: &[(&str, Section, Env)] = &[
+    ("migrate-d2", section_migrate_d2, Env::Machine),
+    ("migrate-copy", section_migrate_copy, Env::Machine),
+    ("hook", section_hook, Env::Private),
+    ("hook-disk", section_hook_disk, Env::Private),
+    ("hook-mmp", section_hook_mmp, Env::Private),
 ];
 
 fn section_hook(lab: &mut Lab, o: &Opts) -> Res<Report> {
@@ -1105,7 +1153,13 @@ fn hook_pairs(
         node.display(),
         lab.private_dir().display()
     );
-    let mut methods = vec![Method::Raw, Method::Hook, Method::Seed, Method::MountBin, Method::RawExec];
+    let mut methods = vec![
+        Method::Raw,
+        Method::Hook,
+        Method::Seed,
+        Method::MountBin,
+        Method::RawExec,
+    ];
     if lab.also_hook.is_some() {
         methods.push(Method::AltHook);
     }
@@ -1181,7 +1235,13 @@ const RAW_UMOUNT_ARG: &str = "--raw-umount";
 fn raw_exec_main() -> Option<ExitCode> {
     let a: Vec<String> = std::env::args().collect();
     let r = match (a.get(1).map(String::as_str), a.len()) {
-        (Some(RAW_MOUNT_ARG), 4) => nix::mount::mount(Some(a[2].as_str()), a[3].as_str(), Some("ext4"), MsFlags::empty(), None::<&str>),
+        (Some(RAW_MOUNT_ARG), 4) => nix::mount::mount(
+            Some(a[2].as_str()),
+            a[3].as_str(),
+            Some("ext4"),
+            MsFlags::empty(),
+            None::<&str>,
+        ),
         (Some(RAW_UMOUNT_ARG), 3) => nix::mount::umount2(a[2].as_str(), MntFlags::empty()),
         _ => return None,
     };
@@ -1283,11 +1343,27 @@ fn main() -> ExitCode {
         also_hook: opts.also_hook.clone(),
     };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Res<Vec<String>> {
-        lab.setup()?;
         let mut summary = Vec::new();
-        for (name, f) in SECTIONS {
+        let mut private = false;
+        for (name, f, env) in SECTIONS {
             if opts.only.as_deref().is_some_and(|o| o != *name) {
                 continue;
+            }
+            if *env == Env::Machine && !opts.migrate {
+                println!("\n== section {name}: skipped (--no-migrate)");
+                continue;
+            }
+            match (env, private) {
+                (Env::Private, false) => {
+                    lab.setup()?;
+                    private = true;
+                }
+                (Env::Machine, true) => {
+                    return Err(format!(
+                        "section {name} must run before the private sections (SECTIONS order)"
+                    ))
+                }
+                _ => {}
             }
             let r = f(&mut lab, &opts).map_err(|e| format!("section {name}: {e}"))?;
             summary.extend(r.summary);
@@ -1317,4 +1393,499 @@ fn main() -> ExitCode {
         code = 1;
     }
     ExitCode::from(code)
+}
+
+// ---------------------------------------------------------------- migration sections
+
+/// d2 handoff with 10x data at most this many times with 1x data.
+const TARGET_D2_DATA: f64 = 1.1;
+/// d2 handoff at most this many times the floor.
+const TARGET_D2_FLOOR: f64 = 1.5;
+/// A copy migration at most this many times a plain rsync of the same tree.
+const TARGET_COPY_RSYNC: f64 = 1.10;
+/// rsync's flags in vzfs-migrate (transport.rs) and in the plain baseline.
+const RSYNC_FLAGS: &str = "-aHAX --numeric-ids --sparse --delete";
+
+fn verdict(ratio: f64, target: f64) -> &'static str {
+    if ratio <= target {
+        "target met"
+    } else {
+        "target MISSED"
+    }
+}
+
+fn lab_err(what: &str) -> impl FnOnce(vzfs_lab::LabError) -> String + '_ {
+    move |e| format!("{what}: {}", vzfs_lab::error_chain(&e))
+}
+
+/// A two-host lab (a, b) with vzfs-hook installed as vzctl's action scripts.
+fn migrate_lab() -> Res<vzfs_lab::Lab> {
+    vzfs_lab::Lab::builder()
+        .hosts(&["a", "b"])
+        .require_binary("vzfs-migrate")
+        .install_hook()
+        .start()
+        .map_err(lab_err("building the two-node lab"))
+}
+
+fn host_ok(h: &vzfs_lab::Host, script: &str) -> Res<vzfs_lab::Output> {
+    h.sh_ok(script)
+        .map_err(lab_err(&format!("host {}", h.name())))
+}
+
+/// Runs `script` on `h` between two clock readings taken by the same shell
+/// (so the lab's nsenter is not measured); returns seconds and the script's
+/// output (stdout and stderr both; the timing line is taken off).
+fn timed_sh(h: &vzfs_lab::Host, script: &str) -> Res<(f64, String)> {
+    let full = format!(
+        "t0=$(date +%s%N); ( {script} ) >&2; rc=$?; t1=$(date +%s%N); echo \"vzfs-bench-time $rc $((t1-t0))\""
+    );
+    let out = h
+        .sh(&full)
+        .map_err(lab_err(&format!("host {}", h.name())))?;
+    let line = out
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("vzfs-bench-time "))
+        .ok_or_else(|| {
+            format!(
+                "host {}: `{script}` printed no timing: {}",
+                h.name(),
+                out.all()
+            )
+        })?;
+    let f: Vec<&str> = line.split(' ').collect();
+    if f.len() != 3 || f[1] != "0" {
+        return Err(format!(
+            "host {}: `{script}` failed (exit {}): {}",
+            h.name(),
+            f.get(1).unwrap_or(&"?"),
+            tail(out.stderr.as_bytes())
+        ));
+    }
+    let ns: f64 = f[2]
+        .parse()
+        .map_err(|_| format!("bad timing line {line:?}"))?;
+    Ok((ns / 1e9, out.stderr))
+}
+
+/// A deterministic, incompressible byte stream (xorshift64*).
+struct Noise(u64);
+
+impl Noise {
+    fn fill(&mut self, buf: &mut [u8]) {
+        for c in buf.chunks_mut(8) {
+            let mut x = self.0;
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            self.0 = x;
+            let v = x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
+            c.copy_from_slice(&v[..c.len()]);
+        }
+    }
+}
+
+/// Writes about `mib` MiB of incompressible data in `files` files (sizes
+/// from 1 KiB to twice the mean, 100 per directory) under `dir` (a path as
+/// the machine sees it, e.g. `Host::path`). Returns (files, bytes).
+fn make_tree(dir: &Path, mib: u64, files: u64, seed: u64) -> Res<(u64, u64)> {
+    let mean = (mib << 20) / files.max(1);
+    let mut noise = Noise(seed | 1);
+    let mut total = 0;
+    let mut buf = Vec::new();
+    for i in 0..files {
+        let d = dir.join(format!("d{:03}", i / 100));
+        if i % 100 == 0 {
+            std::fs::create_dir_all(&d).map_err(|e| format!("mkdir {}: {e}", d.display()))?;
+        }
+        // sizes spread evenly over [1 KiB, 2*mean - 1 KiB], mean `mean`
+        let span = (2 * mean).saturating_sub(2048).max(1);
+        let size = 1024 + (i.wrapping_mul(7919) % files.max(1)) * span / files.max(1);
+        buf.resize(size as usize, 0);
+        noise.fill(&mut buf);
+        let p = d.join(format!("f{i:05}"));
+        std::fs::write(&p, &buf).map_err(|e| format!("write {}: {e}", p.display()))?;
+        total += size;
+    }
+    Ok((files, total))
+}
+
+/// Step times of one `vzfs-migrate -t` run, from its stderr.
+fn step_times(stderr: &str) -> Vec<(String, f64)> {
+    let mut v = Vec::new();
+    let mut on = false;
+    for l in stderr.lines() {
+        if l == "times:" {
+            on = true;
+            continue;
+        }
+        if !on {
+            continue;
+        }
+        let f: Vec<&str> = l.split_whitespace().collect();
+        match f
+            .get(1)
+            .and_then(|s| s.strip_suffix('s'))
+            .and_then(|s| s.parse().ok())
+        {
+            Some(secs) if l.starts_with("  ") => v.push((f[0].to_string(), secs)),
+            _ => on = false,
+        }
+    }
+    v
+}
+
+/// Medians per step name over several runs (in first-seen order).
+fn step_medians(runs: &[Vec<(String, f64)>]) -> Vec<(String, f64)> {
+    let mut names: Vec<String> = Vec::new();
+    for r in runs {
+        for (n, _) in r {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+    }
+    names
+        .into_iter()
+        .map(|n| {
+            let s = Samples(
+                runs.iter()
+                    .filter_map(|r| r.iter().find(|(m, _)| *m == n).map(|(_, t)| t * 1e3))
+                    .collect(),
+            );
+            (n, s.median())
+        })
+        .collect()
+}
+
+fn print_steps(title: &str, steps: &[(String, f64)]) {
+    println!("   {title}");
+    for (n, ms) in steps {
+        println!("     {n:<22} {ms:>9.1} ms");
+    }
+}
+
+/// An insulated container `ctid` on `lun`, created on `a` and mounted there,
+/// holding `mib` MiB of data in `files` files under `bench/` (written, then
+/// synced: no dirty data is left for the unmount to write).
+fn insulated_ct(
+    a: &vzfs_lab::Host,
+    lun: &vzfs_lab::Disk,
+    ctid: &str,
+    mib: u64,
+    files: u64,
+) -> Res<()> {
+    let dev = lun.device(a.name()).display().to_string();
+    a.vzctl(&["create", ctid, "--ostemplate", "lab-minimal"])
+        .map_err(lab_err("vzctl create"))?
+        .ok()
+        .map_err(lab_err("vzctl create"))?;
+    host_ok(
+        a,
+        &format!(
+            "mkdir -p /var/tmp/m && mount {dev} /var/tmp/m && cp -a /vz/private/{ctid}/. /var/tmp/m/ && \
+             umount /var/tmp/m && rm -rf /vz/private/{ctid} && mkdir /vz/private/{ctid} && \
+             echo 'VE_DEVICE=\"{dev}\"' >> /etc/vz/conf/{ctid}.conf"
+        ),
+    )?;
+    a.vzctl(&["mount", ctid])
+        .map_err(lab_err("vzctl mount"))?
+        .ok()
+        .map_err(lab_err("vzctl mount"))?;
+    make_tree(
+        &a.path(format!("/vz/private/{ctid}/bench")),
+        mib,
+        files,
+        ctid.parse().unwrap_or(7),
+    )?;
+    host_ok(a, "sync")?;
+    Ok(())
+}
+
+fn section_migrate_d2(_: &mut Lab, o: &Opts) -> Res<Report> {
+    let (mib, runs) = (o.d2_mib, o.migrate_runs);
+    let files = (mib * 8).max(8);
+    println!(
+        "\n== section migrate-d2: d2 handoff (same SAN LUN on both nodes, ext4 with MMP) of a mounted container, release vzfs-migrate in the lab"
+    );
+    println!(
+        "   CT 101: {mib} MiB in {files} files (1x); CT 102: {} MiB in {} files (10x); floor: a LUN with 1x data",
+        mib * 10,
+        files * 10
+    );
+    println!("   {runs} measured rounds after 1 warm-up round; each round moves everything a->b or b->a, order rotated");
+    let t = Instant::now();
+    let lab = migrate_lab()?;
+    let (a, b) = (lab.host("a"), lab.host("b"));
+    let lun = |name: &str, size: u64| {
+        lab.add_disk(
+            vzfs_lab::DiskSpec::new(name, &["a", "b"], vzfs_lab::Fs::Ext4Mmp).size_mib(size),
+        )
+        .map_err(lab_err(&format!("LUN {name}")))
+    };
+    let l1 = lun("d2x1", mib + 64)?;
+    let l10 = lun("d2x10", 10 * mib + 64)?;
+    let f_fresh = lun("floor1", mib + 64)?;
+    let f_est = lun("floor2", mib + 64)?;
+    insulated_ct(a, &l1, "101", mib, files)?;
+    insulated_ct(a, &l10, "102", 10 * mib, files * 10)?;
+    for (l, seed) in [(&f_fresh, 11), (&f_est, 13)] {
+        let dev = l.device("a").display().to_string();
+        host_ok(
+            a,
+            &format!("mkdir -p /var/tmp/{0} && mount {dev} /var/tmp/{0}", l.name),
+        )?;
+        make_tree(
+            &a.path(format!("/var/tmp/{}/bench", l.name)),
+            mib,
+            files,
+            seed,
+        )?;
+        host_ok(a, "sync")?;
+        host_ok(b, &format!("mkdir -p /var/tmp/{}", l.name))?;
+    }
+    // established connections for the second floor (not timed)
+    for (h, other) in [(a, "b"), (b, "a")] {
+        host_ok(
+            h,
+            &format!("ssh -o ControlMaster=yes -o ControlPath=/run/bench-cm -o ControlPersist=yes -f -N {other}"),
+        )?;
+    }
+    let (mut m1, mut m10, mut fl, mut fe) = (
+        Samples::default(),
+        Samples::default(),
+        Samples::default(),
+        Samples::default(),
+    );
+    let (mut st1, mut st10) = (Vec::new(), Vec::new());
+    let (mut down1, mut down10) = (Samples::default(), Samples::default());
+    for round in 0..=runs {
+        let (from, to) = if round % 2 == 0 { (a, b) } else { (b, a) };
+        for k in 0..4 {
+            match (round + k) % 4 {
+                i @ (0 | 1) => {
+                    let ct = if i == 0 { "101" } else { "102" };
+                    let (secs, err) =
+                        timed_sh(from, &format!("vzfs-migrate -t {} {ct}", to.name()))?;
+                    host_ok(from, &format!("rm -f /etc/vz/conf/{ct}.conf.migrated"))?;
+                    let steps = step_times(&err);
+                    if round == 0 {
+                        continue;
+                    }
+                    let down = steps.iter().find(|(n, _)| n == "downtime").map(|(_, s)| *s);
+                    let (m, st, dn) = if i == 0 {
+                        (&mut m1, &mut st1, &mut down1)
+                    } else {
+                        (&mut m10, &mut st10, &mut down10)
+                    };
+                    m.push(Duration::from_secs_f64(secs));
+                    st.push(steps);
+                    if let Some(d) = down {
+                        dn.push(Duration::from_secs_f64(d));
+                    }
+                }
+                i => {
+                    let (l, ssh) = if i == 2 {
+                        (&f_fresh, "ssh")
+                    } else {
+                        (&f_est, "ssh -o ControlPath=/run/bench-cm")
+                    };
+                    let dev = l.device(to.name()).display().to_string();
+                    let (secs, _) = timed_sh(
+                        from,
+                        &format!(
+                            "umount /var/tmp/{0} && {ssh} {1} mount {dev} /var/tmp/{0}",
+                            l.name,
+                            to.name()
+                        ),
+                    )?;
+                    if round > 0 {
+                        (if i == 2 { &mut fl } else { &mut fe })
+                            .push(Duration::from_secs_f64(secs));
+                    }
+                }
+            }
+        }
+    }
+    // the data arrived: the 10x container's files are all there
+    let last = if runs % 2 == 0 { b } else { a };
+    let n = host_ok(last, "find /vz/private/102/bench -type f | wc -l")?;
+    if n.stdout.trim() != (files * 10).to_string() {
+        return Err(format!(
+            "CT 102 on host {}: {} files, expected {}",
+            last.name(),
+            n.stdout.trim(),
+            files * 10
+        ));
+    }
+    lab.teardown().map_err(lab_err("lab teardown"))?;
+    println!("   ({:.1} s)", t.elapsed().as_secs_f64());
+    println!(
+        "  {:<58} {:>10} {:>10} {:>10}",
+        "what (one run)", "median ms", "p90 ms", "min ms"
+    );
+    for (name, s) in [
+        ("vzfs-migrate, CT 101 (1x data), whole command", &m1),
+        ("vzfs-migrate, CT 102 (10x data), whole command", &m10),
+        ("  downtime (umount-src .. mount-dst), 1x", &down1),
+        ("  downtime, 10x", &down10),
+        ("floor: umount + ssh (new connection) + mount", &fl),
+        ("floor': umount + ssh (established connection) + mount", &fe),
+    ] {
+        if s.0.is_empty() {
+            continue;
+        }
+        println!(
+            "  {:<58} {:>10.1} {:>10.1} {:>10.1}",
+            name,
+            s.median(),
+            s.pct(90.0),
+            s.min()
+        );
+    }
+    print_steps(
+        "vzfs-migrate steps, CT 101, medians (-t):",
+        &step_medians(&st1),
+    );
+    let r_data = m10.median() / m1.median();
+    let r_floor = m1.median() / fl.median();
+    let lines = vec![
+        format!(
+            "[migrate-d2] ratio 10x/1x data, whole d2 migration (medians): {r_data:.3}x  (paired {:.3}x)  target <= {TARGET_D2_DATA}x: {}",
+            paired_ratio(&m10, &m1),
+            verdict(r_data, TARGET_D2_DATA)
+        ),
+        format!(
+            "[migrate-d2] ratio d2 migration (1x) / floor (medians): {r_floor:.3}x  (paired {:.3}x)  target <= {TARGET_D2_FLOOR}x: {}",
+            paired_ratio(&m1, &fl),
+            verdict(r_floor, TARGET_D2_FLOOR)
+        ),
+        format!(
+            "[migrate-d2]   floor = umount on the source, then one ssh to the target (a new connection, as the migration opens one) that mounts the same LUN there; {:.1} ms",
+            fl.median()
+        ),
+        format!(
+            "[migrate-d2]   for reference: d2 / floor' (floor over an already established ssh connection, {:.1} ms): {:.3}x; d2 overhead over the floor {:+.1} ms",
+            fe.median(),
+            m1.median() / fe.median(),
+            m1.median() - fl.median()
+        ),
+    ];
+    for l in &lines {
+        println!("  {l}");
+    }
+    Ok(Report { summary: lines })
+}
+
+fn section_migrate_copy(_: &mut Lab, o: &Opts) -> Res<Report> {
+    let (mib, files, runs) = (o.copy_mib, o.copy_files, o.migrate_runs);
+    println!(
+        "\n== section migrate-copy: scenario a (shared -> shared, stopped container) against a plain rsync of the same tree over ssh, in the lab"
+    );
+    println!(
+        "   CT 101: its template plus {mib} MiB of incompressible data in {files} files (1 KiB to {} KiB, 100 per directory) on tmpfs",
+        2 * (mib << 10) / files.max(1)
+    );
+    println!(
+        "   plain:  rsync {RSYNC_FLAGS} -e 'ssh -o Compression=no' /vz/private/101/ b:/var/tmp/plain/  (a new ssh connection, an empty target)"
+    );
+    println!(
+        "   ours:   vzfs-migrate -t --remove-area no b 101  (rsync {RSYNC_FLAGS} -s over its one ssh connection, compression off; the source area is kept so both do the same work)"
+    );
+    println!("   {runs} measured rounds after 1 warm-up round, both a->b each round, order alternating; the target is emptied between runs (not timed)");
+    let t = Instant::now();
+    let lab = migrate_lab()?;
+    let (a, b) = (lab.host("a"), lab.host("b"));
+    a.vzctl(&["create", "101", "--ostemplate", "lab-minimal"])
+        .map_err(lab_err("vzctl create"))?
+        .ok()
+        .map_err(lab_err("vzctl create"))?;
+    make_tree(&a.path("/vz/private/101/bench"), mib, files, 5)?;
+    let src_count = host_ok(
+        a,
+        "find /vz/private/101 | wc -l && du -sb /vz/private/101 | cut -f1",
+    )?
+    .stdout;
+    let (mut ours, mut plain) = (Samples::default(), Samples::default());
+    let mut steps = Vec::new();
+    for round in 0..=runs {
+        for k in 0..2 {
+            if (round + k) % 2 == 0 {
+                let (secs, err) = timed_sh(a, "vzfs-migrate -t --remove-area no b 101")?;
+                if round == 0 {
+                    let got = host_ok(
+                        b,
+                        "find /vz/private/101 | wc -l && du -sb /vz/private/101 | cut -f1",
+                    )?
+                    .stdout;
+                    if got != src_count {
+                        return Err(format!(
+                            "the migrated tree differs: source {src_count:?}, target {got:?}"
+                        ));
+                    }
+                } else {
+                    ours.push(Duration::from_secs_f64(secs));
+                    steps.push(step_times(&err));
+                }
+                host_ok(
+                    b,
+                    "rm -rf /vz/private/101 /vz/root/101 /etc/vz/conf/101.conf",
+                )?;
+                host_ok(a, "mv /etc/vz/conf/101.conf.migrated /etc/vz/conf/101.conf")?;
+            } else {
+                let (secs, _) = timed_sh(
+                    a,
+                    &format!("rsync {RSYNC_FLAGS} -e 'ssh -o Compression=no' /vz/private/101/ b:/var/tmp/plain/"),
+                )?;
+                if round == 0 {
+                    let got = host_ok(
+                        b,
+                        "find /var/tmp/plain | wc -l && du -sb /var/tmp/plain | cut -f1",
+                    )?
+                    .stdout;
+                    let got = got.replace("/var/tmp/plain", "/vz/private/101");
+                    if got != src_count {
+                        return Err(format!(
+                            "the plain copy differs: source {src_count:?}, target {got:?}"
+                        ));
+                    }
+                } else {
+                    plain.push(Duration::from_secs_f64(secs));
+                }
+                host_ok(b, "rm -rf /var/tmp/plain")?;
+            }
+        }
+    }
+    lab.teardown().map_err(lab_err("lab teardown"))?;
+    println!("   ({:.1} s)", t.elapsed().as_secs_f64());
+    println!(
+        "  {:<58} {:>10} {:>10} {:>10}",
+        "what (one run)", "median ms", "p90 ms", "min ms"
+    );
+    for (name, s) in [
+        ("vzfs-migrate (scenario a, stopped), whole command", &ours),
+        ("plain rsync over ssh", &plain),
+    ] {
+        println!(
+            "  {:<58} {:>10.1} {:>10.1} {:>10.1}",
+            name,
+            s.median(),
+            s.pct(90.0),
+            s.min()
+        );
+    }
+    print_steps("vzfs-migrate steps, medians (-t):", &step_medians(&steps));
+    let r = ours.median() / plain.median();
+    let lines = vec![format!(
+        "[migrate-copy] ratio vzfs-migrate / plain rsync, {mib} MiB in {files} files (medians): {r:.3}x  (paired {:.3}x; overhead {:+.1} ms)  target <= {TARGET_COPY_RSYNC}x: {}",
+        paired_ratio(&ours, &plain),
+        ours.median() - plain.median(),
+        verdict(r, TARGET_COPY_RSYNC)
+    )];
+    for l in &lines {
+        println!("  {l}");
+    }
+    Ok(Report { summary: lines })
 }
