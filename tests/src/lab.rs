@@ -293,6 +293,12 @@ pub struct Host {
     pid: u32,
     mnt_ns: String,
     net_ns: String,
+    /// Open handles on the host's mount and network namespaces. While they
+    /// are open the kernel cannot free the namespaces, so their inode
+    /// numbers (which `processes()` compares) cannot be reused by another
+    /// lab's new namespace during teardown: without this, a teardown could
+    /// SIGKILL a process of a lab started meanwhile.
+    ns_guard: Mutex<Vec<fs::File>>,
     holder: Mutex<Option<Child>>,
     sshd: Mutex<Option<Child>>,
     dir: PathBuf,
@@ -786,6 +792,7 @@ impl Lab {
             pid,
             mnt_ns: String::new(),
             net_ns: String::new(),
+            ns_guard: Mutex::new(Vec::new()),
             holder: Mutex::new(Some(child)),
             sshd: Mutex::new(None),
             dir,
@@ -810,11 +817,19 @@ impl Lab {
             let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             let mnt = fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
             if comm.trim() == "sleep" && mnt.is_some() && mnt != my_mnt {
-                host.mnt_ns = mnt.unwrap().display().to_string();
-                host.net_ns = fs::read_link(format!("/proc/{pid}/ns/net"))
-                    .map_err(|e| LabError::io("readlink", format!("/proc/{pid}/ns/net"), e))?
-                    .display()
-                    .to_string();
+                // Pin both namespaces first, then name them from the pinned
+                // handles (nsfs inode numbers), so the names stay unique.
+                use std::os::unix::fs::MetadataExt;
+                for (kind, field) in [("mnt", &mut host.mnt_ns), ("net", &mut host.net_ns)] {
+                    let p = format!("/proc/{pid}/ns/{kind}");
+                    let f = fs::File::open(&p).map_err(|e| LabError::io("open", &p, e))?;
+                    let ino = f
+                        .metadata()
+                        .map_err(|e| LabError::io("fstat", &p, e))?
+                        .ino();
+                    *field = format!("{kind}:[{ino}]");
+                    lock(&host.ns_guard).push(f);
+                }
                 break;
             }
             if let Some(st) = lock(&host.holder)
@@ -1290,6 +1305,38 @@ impl Drop for Lab {
     }
 }
 
+/// SIGKILLs `pid` only if, once pinned by a pidfd, it still lives in one of
+/// the host's namespaces: a pid reused by another process between the scan
+/// and the kill is left alone.
+fn kill_if_still_in(h: &Host, pid: u32) {
+    // SAFETY: plain syscalls on integers; the pidfd is closed below.
+    let pidfd =
+        unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) } as libc::c_int;
+    if pidfd < 0 {
+        return;
+    }
+    let same = |kind: &str, want: &str| {
+        fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+            .ok()
+            .as_deref()
+            == Some(Path::new(want))
+    };
+    if same("mnt", &h.mnt_ns) || same("net", &h.net_ns) {
+        // SAFETY: valid pidfd; a null siginfo is allowed.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                pidfd,
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            );
+        }
+    }
+    // SAFETY: we own this descriptor.
+    unsafe { libc::close(pidfd) };
+}
+
 /// Kills every process of a host (SIGKILL) and reaps the holder; waits until
 /// none is left.
 fn kill_host_processes(h: &Host) -> std::result::Result<(), String> {
@@ -1314,10 +1361,7 @@ fn kill_host_processes(h: &Host) -> std::result::Result<(), String> {
             break;
         }
         for p in &alive {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(*p as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            kill_if_still_in(h, *p);
         }
         if t0.elapsed() > TIMEOUT {
             return Err(format!(
@@ -1335,6 +1379,9 @@ fn kill_host_processes(h: &Host) -> std::result::Result<(), String> {
         let _ = c.kill();
         let _ = c.wait();
     }
+    // No process is left to scan for: let the kernel free the namespaces
+    // (and with the mount namespace, the mounts that hold loop devices).
+    lock(&h.ns_guard).clear();
     Ok(())
 }
 
