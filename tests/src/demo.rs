@@ -797,7 +797,8 @@ fn migrate_d2(d: &mut Demo) -> Result<()> {
             m.source
         ),
     )?;
-    say("node-b's config names the LUN by node-b's own name for it (found by UUID there):");
+    say("node-a's VE_DEVICE named its own device; node-b's config names the LUN by its");
+    say("filesystem UUID, which is the same on every node and survives a reboot:");
     d.run(
         "node-b",
         &format!("grep -E '^VE_DEVICE[A-Z_]*=' /etc/vz/conf/{CT}.conf"),
@@ -806,17 +807,9 @@ fn migrate_d2(d: &mut Demo) -> Result<()> {
         .host("node-b")
         .read_file(format!("/etc/vz/conf/{CT}.conf"))?;
     let ve_b = conf_value(&conf_b, "VE_DEVICE").unwrap_or_default();
-    let resolved = d
-        .host("node-b")
-        .run(&["readlink", "-f", &ve_b])?
-        .stdout
-        .trim()
-        .to_string();
     d.check(
-        resolved == dev_b,
-        &format!(
-            "node-b's VE_DEVICE ({ve_b}) is the LUN on node-b ({dev_b}), not node-a's {dev_a}"
-        ),
+        ve_b == format!("UUID={uuid}"),
+        &format!("node-b's VE_DEVICE is {ve_b:?}: the LUN by UUID, not node-a's {dev_a} nor node-b's {dev_b}"),
     )?;
     let stat_b = d
         .run("node-b", &format!("stat -c 'inode %i, changed %z' {f}"))?

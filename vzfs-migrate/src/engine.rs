@@ -330,17 +330,21 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
                     ));
                 }
                 // rewrite VE_DEVICE only when the configured name does not
-                // resolve to the same filesystem on the target
+                // resolve to the same filesystem on the target; then name it
+                // by UUID, not by the target's kernel name (`/dev/sdh1`
+                // can change at the next boot, the UUID cannot, and the
+                // hook refuses a UUID that two devices match).
                 let configured_ok = facts
                     .device
                     .as_ref()
                     .map(|f| f.uuid == src_uuid)
                     .unwrap_or(false);
                 if opts.dst_device.is_some() || !configured_ok {
-                    let v = opts
-                        .dst_device
-                        .clone()
-                        .unwrap_or_else(|| d.node.display().to_string());
+                    let v = match (&opts.dst_device, &src_uuid) {
+                        (Some(dev), _) => dev.clone(),
+                        (None, Some(uuid)) => format!("UUID={uuid}"),
+                        (None, None) => d.node.display().to_string(),
+                    };
                     sets.push(("VE_DEVICE", v));
                 }
             }
