@@ -227,9 +227,36 @@ impl Reader {
 
 /// Reads the superblock(s) of `path` (a block device or an image file).
 pub fn probe(path: &Path) -> Result<Probe> {
-    let r = Reader::open(path)?;
-    let head = r.read_at(0, 4096)?;
-    probe_bytes(&head, || r.read_at(65536, 4096))
+    Reader::open(path)?.probe()
+}
+
+impl Reader {
+    /// Reads the superblock(s) through this open device.
+    pub fn probe(&self) -> Result<Probe> {
+        let head = self.read_at(0, 4096)?;
+        probe_bytes(&head, || self.read_at(65536, 4096))
+    }
+
+    /// Reads the ext4 MMP block through this open device.
+    pub fn read_mmp(&self, ext: &ExtInfo) -> Result<Option<Mmp>> {
+        let Some((block, _)) = ext.mmp else {
+            return Ok(None);
+        };
+        let b = self.read_at(block * ext.block_size, 1024)?;
+        if b.len() < 116 || le32(&b, 0) != MMP_MAGIC {
+            return Err(Error::device(
+                self.path.display(),
+                format!("MMP block {block} has no MMP magic; run e2fsck on the device"),
+            ));
+        }
+        Ok(Some(Mmp {
+            seq: le32(&b, 4),
+            time: le64(&b, 8),
+            nodename: cstr(&b[16..80]),
+            bdevname: cstr(&b[80..112]),
+            check_interval: le16(&b, 112),
+        }))
+    }
 }
 
 /// Probe logic over the first 4 KiB; `btrfs` reads the superblock at 64 KiB on demand.
@@ -445,24 +472,10 @@ impl Mmp {
 
 /// Reads the MMP block of an ext4 filesystem (bypassing the page cache).
 pub fn read_mmp(node: &Path, ext: &ExtInfo) -> Result<Option<Mmp>> {
-    let Some((block, _)) = ext.mmp else {
+    if ext.mmp.is_none() {
         return Ok(None);
-    };
-    let r = Reader::open(node)?;
-    let b = r.read_at(block * ext.block_size, 1024)?;
-    if b.len() < 116 || le32(&b, 0) != MMP_MAGIC {
-        return Err(Error::device(
-            node.display(),
-            format!("MMP block {block} has no MMP magic; run e2fsck on the device"),
-        ));
     }
-    Ok(Some(Mmp {
-        seq: le32(&b, 4),
-        time: le64(&b, 8),
-        nodename: cstr(&b[16..80]),
-        bdevname: cstr(&b[80..112]),
-        check_interval: le16(&b, 112),
-    }))
+    Reader::open(node)?.read_mmp(ext)
 }
 
 #[cfg(test)]

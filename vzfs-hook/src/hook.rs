@@ -281,9 +281,9 @@ fn check_same_fs_elsewhere(fs: &FsInfo, dev: &Device) -> Result<()> {
 }
 
 /// Reads the MMP block; refuses when another node is updating it.
-fn check_mmp(dev: &Device, fs: &FsInfo) -> Result<()> {
+fn check_mmp(dev: &Device, rdr: &device::Reader, fs: &FsInfo) -> Result<()> {
     let Some(ext) = &fs.ext else { return Ok(()) };
-    let Some(first) = device::read_mmp(&dev.node, ext)? else {
+    let Some(first) = rdr.read_mmp(ext)? else {
         return Ok(());
     };
     if first.is_clean() {
@@ -316,7 +316,7 @@ fn check_mmp(dev: &Device, fs: &FsInfo) -> Result<()> {
     let start = Instant::now();
     while start.elapsed() < deadline {
         std::thread::sleep(Duration::from_millis(250));
-        let now = device::read_mmp(&dev.node, ext)?.unwrap_or(first.clone());
+        let now = rdr.read_mmp(ext)?.unwrap_or(first.clone());
         if now.is_clean() {
             return Ok(());
         }
@@ -365,7 +365,11 @@ pub fn premount(sys: &dyn Sys, etc: &VzEtc, ct: &CtFs) -> Result<Outcome> {
     };
     let _lock = CtLock::acquire(sys, &ct.lockdir, &ct.ctid, LOCK_TIMEOUT)?;
     let dev = device::resolve(&dc.spec)?;
-    let fs = match device::probe(&dev.node)? {
+    // One open of the device for every read until the mount: the last close
+    // of an idle block device flushes and drops its cache, which costs more
+    // than all the reads together.
+    let rdr = device::Reader::open(&dev.node)?;
+    let fs = match rdr.probe()? {
         Probe::Fs(fs) => fs,
         Probe::Other(what) => {
             return Err(Error::device(
@@ -447,7 +451,7 @@ pub fn premount(sys: &dyn Sys, etc: &VzEtc, ct: &CtFs) -> Result<Outcome> {
         )));
     }
     check_same_fs_elsewhere(&fs, &dev)?;
-    check_mmp(&dev, &fs)?;
+    check_mmp(&dev, &rdr, &fs)?;
     fsck::run(dc.fsck, &fs, &dev.node)?;
 
     let (flags, data) = sys::parse_options(&dc.options)
@@ -534,6 +538,10 @@ pub fn postumount(sys: &dyn Sys, _etc: &VzEtc, ct: &CtFs) -> Result<Outcome> {
         return Ok(Outcome::NotMounted { path: canon });
     };
     let dev = device::resolve(&dc.spec)?;
+    // Held (not exclusively) until the end: the release check's open/close
+    // below then is not the device's last close, which would flush and drop
+    // its cache a second time.
+    let _hold = device::Reader::open(&dev.node)?;
     if top.dev != dev.dev {
         return Err(Error::refused(format!(
             "CT {}: {} has {} ({}) mounted on it, not VE_DEVICE {}; leaving it alone: check VE_DEVICE and unmount it by hand",
