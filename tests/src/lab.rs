@@ -49,6 +49,11 @@ pub const PRODUCT_BINARIES: &[&str] = &["vzfs-hook", "vzfs-migrate", "vzfs-creat
 /// The vzctl test double binary (installed as `vzctl` on every host).
 pub const VZCTL_DOUBLE: &str = "vzctl-double";
 
+/// The test double of vzquota's tools, installed (when built) under each of
+/// these names on every host: it acts as the one it is called as.
+pub const VZQUOTA_DOUBLE: &str = "vzquota-double";
+pub const VZQUOTA_NAMES: &[&str] = &["vzquota", "vzdqdump", "vzdqload"];
+
 /// PATH of commands run inside a host (root's usual PATH).
 pub const HOST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -1427,6 +1432,12 @@ fn find_binaries(bin_dir: &Path, required: &[String]) -> Result<Vec<(String, Pat
         )));
     }
     v.push(("vzctl".to_string(), double));
+    let quota = bin_dir.join(VZQUOTA_DOUBLE);
+    if quota.is_file() {
+        for name in VZQUOTA_NAMES {
+            v.push((name.to_string(), quota.clone()));
+        }
+    }
     for name in PRODUCT_BINARIES
         .iter()
         .map(|s| s.to_string())
@@ -1485,6 +1496,9 @@ VE_PRIVATE=/vz/private/$VEID
 CONFIGFILE="basic"
 DEF_OSTEMPLATE="lab-minimal"
 VE_LAYOUT=simfs
+# The vzctl double keeps no vzquota files (vzctl would create them at start):
+# containers that migrate their quota set DISK_QUOTA=yes in their config.
+DISK_QUOTA=no
 "#;
 
 /// `/etc/vz/conf/ve-basic.conf-sample` of every lab host.

@@ -18,7 +18,7 @@ c insulated->shared (--dst-shared); d1 insulated->insulated (--dst-device with a
 d2 insulated->insulated on the same SAN device (default for an insulated container).\n\
 Exit codes: 1 usage, 2 CT stopped (--online), 4 cannot connect, 6 copy failed, \
 7 start on target failed, 8 stop on source failed, 9 CT exists on target, 10 no such CT, \
-12 IP address in use on target, 14 target lacks vzctl or the same vzfs-migrate, 15 apply config, 16 ploop unsupported, \
+12 IP address in use on target, 13 disk quota (vzdqdump/vzdqload) failed, 14 target lacks vzctl or the same vzfs-migrate, 15 apply config, 16 ploop unsupported, \
 19 cannot read remote config, 20 locked or unfinished journal (--recover), 21 device check, \
 22 device mount/umount, 23 undo incomplete (--recover), 24 interrupted, 25 system error.\n\
 Failpoints for tests: VZFS_FAILPOINTS=\"before:STEP=fail;after:STEP=crash;undo:STEP=fail;after:STEP=sleep(MS)\"."

@@ -276,9 +276,28 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
         dst_shared: opts.dst_shared,
         online: opts.online,
         dump_device: dump_spec.is_some(),
+        // as stock vzmigrate: unless DISK_QUOTA is "no" (vzctl's default: yes)
+        quota: cfg.get("DISK_QUOTA").map(|v| v.raw.trim()) != Some("no"),
     };
     let plan = plan::build(&inp)?;
     let sc = plan.scenario;
+    if plan.steps.contains(&Step::Quota) {
+        // read-only: the source can dump it, the target can load it and
+        // holds no quota of this container yet
+        helper::quota_dump("source", ctid)?;
+        remote.call(&["quota-check", &id], None)?;
+    }
+    let src_host = helper::node_name();
+    let ident = Job::identity(ctid, &src_host, &fs.private);
+    // the target area holds what a --keep-dst run of this very migration
+    // left (the target checks the area's identity again before copying)
+    let resume_kept = sc.copies()
+        && facts.private_mounted.is_none()
+        && facts
+            .keep_marker
+            .as_deref()
+            .map(|m| helper::marker_body(m).starts_with(&ident))
+            .unwrap_or(false);
 
     // scenario checks
     let mut sets: Vec<(&str, String)> = Vec::new();
@@ -373,6 +392,7 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
         let ok = match facts.private_state {
             PathState::Absent | PathState::Empty => true,
             PathState::LostFound => sc.dst_insulated(),
+            PathState::NonEmpty => resume_kept,
             _ => false,
         };
         if !ok || facts.private_mounted.is_some() {
@@ -380,7 +400,7 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
                 Kind::Exists,
                 format!("target {target}: {}", facts.private.display()),
                 format!(
-                    "is {}{}; the target private area must be absent or empty",
+                    "is {}{}; the target private area must be absent or empty (or hold what a --keep-dst run of this container from this node left, with its marker)",
                     match facts.private_state {
                         PathState::NotDir => "not a directory",
                         _ => "not empty",
@@ -452,6 +472,8 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
         conf_names,
         exclude_lost_found: sc.src_insulated() || sc.dst_insulated(),
         progress: opts.progress,
+        resume_kept,
+        src_host,
         plan,
     };
     Ok(Prepared {

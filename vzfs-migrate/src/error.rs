@@ -15,6 +15,7 @@
 //! | 9  | container already exists on the target |
 //! | 10 | container does not exist on the source |
 //! | 12 | an IP address of the container is in use on the target |
+//! | 13 | disk quota: dumping it on the source (vzdqdump) or loading it on the target (vzdqload) failed |
 //! | 14 | target lacks vzctl or the same vzfs-migrate helper version |
 //! | 15 | cannot apply the config on the target |
 //! | 16 | ploop layout is not supported |
@@ -39,6 +40,7 @@ pub mod code {
     pub const EXISTS: i32 = 9;
     pub const NOEXIST: i32 = 10;
     pub const IP_IN_USE: i32 = 12;
+    pub const QUOTA: i32 = 13;
     pub const TARGET_SOFTWARE: i32 = 14;
     pub const APPLY_CONFIG: i32 = 15;
     pub const UNSUP_PLOOP: i32 = 16;
@@ -63,6 +65,7 @@ pub enum Kind {
     Exists,
     NoExist,
     IpInUse,
+    Quota,
     TargetSoftware,
     ApplyConfig,
     Ploop,
@@ -88,6 +91,7 @@ impl Kind {
             Kind::Exists => EXISTS,
             Kind::NoExist => NOEXIST,
             Kind::IpInUse => IP_IN_USE,
+            Kind::Quota => QUOTA,
             Kind::TargetSoftware => TARGET_SOFTWARE,
             Kind::ApplyConfig => APPLY_CONFIG,
             Kind::Ploop => UNSUP_PLOOP,
@@ -112,6 +116,7 @@ impl Kind {
             "exists" => Kind::Exists,
             "copy" => Kind::Copy,
             "start-target" => Kind::StartTarget,
+            "quota" => Kind::Quota,
             "system" => Kind::System,
             _ => return None,
         })
@@ -128,6 +133,7 @@ impl Kind {
             Kind::Exists => "exists",
             Kind::NoExist => "noexist",
             Kind::IpInUse => "ip-in-use",
+            Kind::Quota => "quota",
             Kind::TargetSoftware => "target-software",
             Kind::ApplyConfig => "apply-config",
             Kind::Ploop => "ploop",

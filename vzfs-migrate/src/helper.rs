@@ -15,8 +15,16 @@
 //!   container's config, or on an interface)
 //! - `install-config CTID`, stdin: JSON `{conf, scripts:[[name,mode,bytes]]}`
 //! - `remove-config CTID NAME...`
-//! - `prepare-private CTID` / `unprepare-private CTID`
-//! - `wipe-private CTID`
+//! - `prepare-private CTID [--kept]` (stdin: the migration's identity, see
+//!   [`crate::ops::Job::keep_marker`]) / `unprepare-private CTID`
+//! - `wipe-private CTID` (also removes the `--keep-dst` marker)
+//! - `keep-dst-mark CTID` (stdin: identity) / `keep-dst-clear CTID`: the
+//!   marker `.vzfs-keep-dst.CTID` next to the private area saying its data
+//!   is what a failed `--keep-dst` migration of that container from that
+//!   source copied, in that very area (directory inode or filesystem UUID);
+//!   only then may a new migration copy (rsync `--delete`) over it
+//! - `quota-check CTID` / `quota-load CTID` (stdin: `vzdqdump` output) /
+//!   `quota-drop CTID`: the container's vzquota (see `Step::Quota`)
 //! - `mount CTID` / `umount CTID` (the container's device)
 //! - `dev-mount CTID SPEC PATH` / `dev-umount CTID SPEC PATH` (dump device)
 //! - `remove-dump CTID`
@@ -37,8 +45,9 @@ use vzfs::config::{self, VzConfig, VzEtc};
 use vzfs::hook::{CtFs, Outcome};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// Bumped whenever a helper command changes (2: `serve`, the session).
-pub const PROTO: u32 = 2;
+/// Bumped whenever a helper command changes (2: `serve`, the session;
+/// 3: quota and `--keep-dst` marker commands).
+pub const PROTO: u32 = 3;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Facts {
@@ -59,6 +68,9 @@ pub struct Facts {
     /// with where (`10.0.0.5 (IP_ADDRESS of CT 202 in /etc/vz/conf/202.conf)`).
     #[serde(default)]
     pub ip_in_use: Vec<String>,
+    /// The `--keep-dst` marker next to the private area, if any.
+    #[serde(default)]
+    pub keep_marker: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -182,6 +194,7 @@ pub fn facts(
             Err(e) => (None, Some(e.chain())),
         },
     };
+    let keep_marker = std::fs::read_to_string(keep_marker_path(&fs.private, ctid)).ok();
     Ok(Facts {
         conf_exists: conf_path.exists(),
         conf_path,
@@ -201,6 +214,7 @@ pub fn facts(
             ctid,
             cfg.get("IP_ADDRESS").map(|v| v.raw.as_str()).unwrap_or(""),
         )?,
+        keep_marker,
     })
 }
 
@@ -299,6 +313,224 @@ fn interface_addrs() -> Result<Vec<(String, std::net::IpAddr)>> {
     // SAFETY: the list from getifaddrs, freed once.
     unsafe { libc::freeifaddrs(head) };
     Ok(v)
+}
+
+/// The `--keep-dst` marker of a private area: `.vzfs-keep-dst.CTID` next
+/// to it (in its parent directory: outside the copied tree, and for a
+/// device on the node's own filesystem).
+pub fn keep_marker_path(private: &Path, ctid: u32) -> PathBuf {
+    private
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .join(format!(".vzfs-keep-dst.{ctid}"))
+}
+
+/// The marker's text without its comment lines.
+pub fn marker_body(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+fn remove_if_exists(p: &Path) -> Result<bool> {
+    match std::fs::remove_file(p) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(Kind::System, "cannot remove", p, e)),
+    }
+}
+
+/// What the area is: the filesystem UUID of the container's device, or
+/// the device and inode of a plain directory (a directory removed and made
+/// again, or another device, is another area).
+fn area_id(fs: &CtFs) -> Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    match &fs.device {
+        Some(d) => {
+            let f = hostops::device_facts(&d.spec.to_string())?;
+            Ok(format!("UUID={}", f.uuid.unwrap_or_default()))
+        }
+        None => {
+            let m = std::fs::metadata(&fs.private)
+                .map_err(|e| Error::io(Kind::System, "cannot stat", &fs.private, e))?;
+            Ok(format!("dir {}:{}", m.dev(), m.ino()))
+        }
+    }
+}
+
+/// The kept data is what a `--keep-dst` run of this container from this
+/// source (`ident`) left in this very area. `Err(text)`: why not.
+fn check_keep_marker(fs: &CtFs, ctid: u32, ident: &str) -> std::result::Result<(), String> {
+    let p = keep_marker_path(&fs.private, ctid);
+    let text = std::fs::read_to_string(&p)
+        .map_err(|e| format!("has no --keep-dst marker {} ({e})", p.display()))?;
+    let area = area_id(fs).map_err(|e| e.chain())?;
+    let want = format!("{ident}area={area}\n");
+    if marker_body(&text) != want {
+        return Err(format!(
+            "its --keep-dst marker {} records another migration or another area ({:?}, this one: {:?})",
+            p.display(),
+            marker_body(&text).trim().replace('\n', " "),
+            want.trim().replace('\n', " ")
+        ));
+    }
+    Ok(())
+}
+
+/// The options of stock vzmigrate's `vzdqdump`/`vzdqload` calls: users'
+/// and groups' limits, grace times, expiry times, and the first-level quota.
+pub const QUOTA_DUMP_OPTS: [&str; 4] = ["-U", "-G", "-T", "-F"];
+
+/// This node's name, for messages.
+pub fn node_name() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// `vzdqdump CTID -U -G -T -F` on this node (`who` names it in errors).
+pub fn quota_dump(who: &str, ctid: u32) -> Result<String> {
+    let label = format!("{who} {}", node_name());
+    let mut argv = vec!["vzdqdump".to_string(), ctid.to_string()];
+    argv.extend(QUOTA_DUMP_OPTS.iter().map(|s| s.to_string()));
+    let o = crate::transport::run_local(&label, &argv, false)?.check(Kind::Quota)?;
+    Ok(o.stdout)
+}
+
+/// Is there a vzquota file of `ctid` on this node? (`vzdqdump CTID -U`:
+/// exit 0 yes, 11 EC_NOQUOTAFILE no.)
+fn quota_file_exists(ctid: u32) -> Result<bool> {
+    let label = node_name();
+    let argv = vec!["vzdqdump".to_string(), ctid.to_string(), "-U".to_string()];
+    let o = crate::transport::run_local(&label, &argv, false)?;
+    match o.code {
+        Some(0) => Ok(true),
+        Some(11) => Ok(false),
+        _ => Err(o.into_error(Kind::Quota)),
+    }
+}
+
+fn quota_check(ctid: u32) -> Result<()> {
+    let host = node_name();
+    for prog in ["vzquota", "vzdqdump", "vzdqload"] {
+        if !which(prog) {
+            return Err(Error::check(
+                Kind::Quota,
+                format!("{host}: {prog}"),
+                format!("not found: DISK_QUOTA of CT {ctid} is not `no`, so its quota is migrated; install vzquota here or set DISK_QUOTA=no in its config"),
+            ));
+        }
+    }
+    if quota_file_exists(ctid)? {
+        return Err(Error::check(
+            Kind::Quota,
+            format!("{host}: quota of CT {ctid}"),
+            format!("a vzquota file of CT {ctid} exists already although the container does not; it is not ours to replace: check it and remove it with `vzquota drop {ctid}`"),
+        ));
+    }
+    Ok(())
+}
+
+/// A vzctl quota value (one side of `DISKSPACE` or `DISKINODES`): a number
+/// with an optional K/M/G/T/P suffix, or `unlimited`. Blocks are counted in
+/// 1K units as vzquota wants them (so `K` is 1); inodes are plain numbers.
+fn quota_num(v: &str, blocks: bool) -> Option<u64> {
+    let v = v.trim();
+    if v == "unlimited" {
+        return Some(i64::MAX as u64);
+    }
+    let (num, suf) = match v.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&v[..i], Some(c.to_ascii_uppercase())),
+        _ => (v, None),
+    };
+    let x: f64 = num.parse().ok()?;
+    let k = if blocks { 1.0 } else { 1024.0 };
+    let mult = match suf {
+        None => 1.0,
+        Some('K') => k,
+        Some('M') => k * 1024.0,
+        Some('G') => k * 1024.0 * 1024.0,
+        Some('T') => k * 1024.0 * 1024.0 * 1024.0,
+        Some('P') => k * 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((x * mult) as u64)
+}
+
+/// `vzquota init` as `vzctl quotainit` runs it (limits from the config),
+/// then `vzdqload CTID -U -G -T -F` with the source's dump.
+fn quota_load(etc: &VzEtc, ctid: u32, dump: &[u8]) -> Result<()> {
+    let host = node_name();
+    let (cfg, fs) = hostops::ct_fs(etc, ctid)?;
+    let pair = |key: &str, blocks: bool| -> Result<(u64, u64)> {
+        let Some(v) = cfg.get(key) else {
+            return Ok((i64::MAX as u64, i64::MAX as u64));
+        };
+        let (a, b) = v.raw.split_once(':').unwrap_or((&v.raw, &v.raw));
+        match (quota_num(a, blocks), quota_num(b, blocks)) {
+            (Some(a), Some(b)) => Ok((a, b)),
+            _ => Err(Error::check(
+                Kind::Quota,
+                format!("{host}: {key} of CT {ctid}"),
+                format!("bad value {:?} (want SOFT:HARD)", v.raw),
+            )),
+        }
+    };
+    let (bs, bh) = pair("DISKSPACE", true)?;
+    let (is, ih) = pair("DISKINODES", false)?;
+    let qt = cfg
+        .get("QUOTATIME")
+        .map(|v| v.raw.trim().to_string())
+        .unwrap_or_else(|| "0".into());
+    let id = ctid.to_string();
+    let p = fs.private.display().to_string();
+    let init: Vec<String> = [
+        "vzquota",
+        "init",
+        &id,
+        "-b",
+        &bs.to_string(),
+        "-B",
+        &bh.to_string(),
+        "-i",
+        &is.to_string(),
+        "-I",
+        &ih.to_string(),
+        "-e",
+        &qt,
+        "-n",
+        &qt,
+        "-p",
+        &p,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    crate::transport::run_local(&host, &init, false)?.check(Kind::Quota)?;
+    let mut load = vec!["vzdqload".to_string(), id];
+    load.extend(QUOTA_DUMP_OPTS.iter().map(|s| s.to_string()));
+    crate::transport::run_local_input(&host, &load, false, Some(dump))?.check(Kind::Quota)?;
+    Ok(())
+}
+
+/// Undo of a quota load: `vzquota off` (if on) and `vzquota drop`; nothing
+/// when there is no quota file.
+pub fn quota_drop(ctid: u32) -> Result<bool> {
+    if !quota_file_exists(ctid)? {
+        return Ok(false);
+    }
+    let host = node_name();
+    let id = ctid.to_string();
+    let off =
+        crate::transport::run_local(&host, &["vzquota".into(), "off".into(), id.clone()], false)?;
+    // 6: EC_NOTRUN, quota was not on
+    if !off.success() && off.code != Some(6) {
+        return Err(off.into_error(Kind::Quota));
+    }
+    crate::transport::run_local(&host, &["vzquota".into(), "drop".into(), id], false)?
+        .check(Kind::Quota)?;
+    Ok(true)
 }
 
 fn dumpdir_of(cfg: &VzConfig) -> Result<PathBuf> {
@@ -406,6 +638,8 @@ pub fn dispatch(etc: &VzEtc, args: &[String]) -> Result<Value> {
         }
         "prepare-private" => {
             let ctid = ctid_arg(rest.first())?;
+            let kept = rest.get(1).map(String::as_str) == Some("--kept");
+            let ident = String::from_utf8_lossy(&read_stdin()?).into_owned();
             let (_, fs) = hostops::ct_fs(etc, ctid)?;
             let created = !fs.private.exists();
             std::fs::create_dir_all(&fs.private)
@@ -416,14 +650,64 @@ pub fn dispatch(etc: &VzEtc, args: &[String]) -> Result<Value> {
             }
             let outcome = hostops::ct_mount(etc, &fs)?;
             let state = hostops::path_state(&fs.private);
-            if !matches!(state, PathState::Empty | PathState::LostFound) {
-                return Err(Error::check(
-                    Kind::Exists,
-                    format!("target private area {}", fs.private.display()),
-                    "is not empty: it holds files of another container or an earlier copy; clean it by hand or choose another device",
-                ));
+            let marker = keep_marker_path(&fs.private, ctid);
+            if matches!(state, PathState::Empty | PathState::LostFound) {
+                // nothing is kept here: a marker left over is stale
+                remove_if_exists(&marker)?;
+            } else {
+                let why = if !kept {
+                    "is not empty: it holds files of another container or an earlier copy; clean it by hand or choose another device".to_string()
+                } else {
+                    match check_keep_marker(&fs, ctid, &ident) {
+                        Ok(()) => String::new(),
+                        Err(e) => format!(
+                            "is not empty and {e}; refusing to copy over it: clean it by hand"
+                        ),
+                    }
+                };
+                if !why.is_empty() {
+                    return Err(Error::check(
+                        Kind::Exists,
+                        format!("target private area {}", fs.private.display()),
+                        why,
+                    ));
+                }
             }
-            Ok(json!({"created": created, "mount": outcome_json(&outcome)}))
+            Ok(json!({"created": created, "kept": kept, "mount": outcome_json(&outcome)}))
+        }
+        "keep-dst-mark" => {
+            let ctid = ctid_arg(rest.first())?;
+            let ident = String::from_utf8_lossy(&read_stdin()?).into_owned();
+            let (_, fs) = hostops::ct_fs(etc, ctid)?;
+            let text = format!(
+                "# vzfs-migrate --keep-dst: {} holds the data a failed migration of CT {ctid} copied here; a new migration of the same container from the same source copies over it\n{ident}area={}\n",
+                fs.private.display(),
+                area_id(&fs)?
+            );
+            let p = keep_marker_path(&fs.private, ctid);
+            hostops::write_atomic(&p, text.as_bytes(), 0o600)?;
+            Ok(json!({"marker": p}))
+        }
+        "keep-dst-clear" => {
+            let ctid = ctid_arg(rest.first())?;
+            let (_, fs) = hostops::ct_fs(etc, ctid)?;
+            let p = keep_marker_path(&fs.private, ctid);
+            Ok(json!({"removed": remove_if_exists(&p)?}))
+        }
+        "quota-check" => {
+            let ctid = ctid_arg(rest.first())?;
+            quota_check(ctid)?;
+            Ok(Value::Null)
+        }
+        "quota-load" => {
+            let ctid = ctid_arg(rest.first())?;
+            let dump = read_stdin()?;
+            quota_load(etc, ctid, &dump)?;
+            Ok(Value::Null)
+        }
+        "quota-drop" => {
+            let ctid = ctid_arg(rest.first())?;
+            Ok(json!({"dropped": quota_drop(ctid)?}))
         }
         "unprepare-private" => {
             let ctid = ctid_arg(rest.first())?;
@@ -440,6 +724,7 @@ pub fn dispatch(etc: &VzEtc, args: &[String]) -> Result<Value> {
             let (_, fs) = hostops::ct_fs(etc, ctid)?;
             let outcome = hostops::ct_mount(etc, &fs)?;
             let n = hostops::wipe_dir(&fs.private)?;
+            remove_if_exists(&keep_marker_path(&fs.private, ctid))?;
             Ok(json!({"removed_entries": n, "mount": outcome_json(&outcome)}))
         }
         "mount" => {

@@ -40,6 +40,14 @@ pub struct Job {
     pub conf_names: Vec<String>,
     pub exclude_lost_found: bool,
     pub progress: bool,
+    /// The target private area holds what an earlier `--keep-dst` run of
+    /// this container from this source left (its marker was checked):
+    /// `prepare-dst` accepts it non-empty and rsync updates it.
+    #[serde(default)]
+    pub resume_kept: bool,
+    /// This node's name, recorded in the target's `--keep-dst` marker.
+    #[serde(default)]
+    pub src_host: String,
     pub plan: Plan,
 }
 
@@ -53,6 +61,18 @@ impl Job {
         } else {
             helper::dump_file(&self.src_dumpdir, self.ctid)
         }
+    }
+    /// What identifies the data of this migration in the target's
+    /// `--keep-dst` marker: the container, the source node and its private
+    /// area (the target adds the identity of its own area).
+    pub fn keep_marker(&self) -> String {
+        Self::identity(self.ctid, &self.src_host, &self.src_private)
+    }
+    pub fn identity(ctid: u32, src_host: &str, src_private: &Path) -> String {
+        format!(
+            "ctid={ctid}\nsource={src_host}\nsource_private={}\n",
+            src_private.display()
+        )
     }
     pub fn dst_dump_file(&self) -> PathBuf {
         if self.dump_device.is_some() {
@@ -244,7 +264,12 @@ pub fn run(ctx: &mut Ctx, step: &Step) -> Result<bool> {
             Ok(false)
         }
         Step::PrepareDst => {
-            ctx.remote()?.call(&["prepare-private", &id], None)?;
+            let mut args = vec!["prepare-private", &id];
+            let src = ctx.job.keep_marker();
+            if ctx.job.resume_kept {
+                args.push("--kept");
+            }
+            ctx.remote()?.call(&args, Some(src.as_bytes()))?;
             Ok(false)
         }
         Step::Sync { .. } => {
@@ -315,6 +340,13 @@ pub fn run(ctx: &mut Ctx, step: &Step) -> Result<bool> {
             ctx.rsync(&s, &d, false)?;
             Ok(false)
         }
+        Step::Quota => {
+            let dump = helper::quota_dump("source", ctid)?;
+            ctx.remote()?
+                .call(&["quota-load", &id], Some(dump.as_bytes()))
+                .map_err(|e| e.with_kind(Kind::Quota))?;
+            Ok(false)
+        }
         Step::DstDeviceMount => {
             ctx.remote()?.call(&["mount", &id], None)?;
             Ok(false)
@@ -367,6 +399,17 @@ fn finish_src(ctx: &mut Ctx) -> Result<()> {
             let _ = r.call(&["remove-dump", &j.ctid.to_string()], None);
         }
     }
+    if j.plan.steps.contains(&Step::Quota) {
+        // the quota lives on the target now; a quota file left here would
+        // refuse the way back (quota-check)
+        helper::quota_drop(j.ctid)?;
+    }
+    if j.resume_kept {
+        if let Some(r) = ctx.remote.as_ref() {
+            // best effort: the kept data is the container's area now
+            let _ = r.call(&["keep-dst-clear", &j.ctid.to_string()], None);
+        }
+    }
     // a shared private area: removed with -r yes (data on a device: never)
     if !j.plan.scenario.src_insulated() && j.remove_area && j.src_private.exists() {
         if let Some(m) = hostops::mounted_on(&j.src_private)? {
@@ -416,7 +459,12 @@ pub fn undo(ctx: &mut Ctx, step: &Step, begun: &[Step]) -> Result<()> {
             ctx.remote()?.call(&["unprepare-private", &id], None)?;
         }
         Step::Sync { pass: 1 } => {
-            if !ctx.job.keep_dst {
+            if ctx.job.keep_dst {
+                // the marker that lets a retry rsync over the kept data
+                let m = ctx.job.keep_marker();
+                ctx.remote()?
+                    .call(&["keep-dst-mark", &id], Some(m.as_bytes()))?;
+            } else {
                 ctx.remote()?.call(&["wipe-private", &id], None)?;
             }
         }
@@ -485,6 +533,11 @@ pub fn undo(ctx: &mut Ctx, step: &Step, begun: &[Step]) -> Result<()> {
         }
         Step::CopyDump => {
             ctx.remote()?.call(&["remove-dump", &id], None)?;
+        }
+        Step::Quota => {
+            ctx.remote()?
+                .call(&["quota-drop", &id], None)
+                .map_err(|e| e.with_kind(Kind::Quota))?;
         }
         Step::DstDeviceMount => {
             ctx.remote()?.call(&["umount", &id], None)?;

@@ -105,6 +105,24 @@ pub enum Step {
     DumpDevUmountDst,
     /// Copy the dump file to the target.
     CopyDump,
+    /// Migrate the container's vzquota disk quota, as stock vzmigrate does
+    /// when `DISK_QUOTA` is not `no`: `vzdqdump CTID -U -G -T -F` on the
+    /// source (after the container stopped, when its quota file is final),
+    /// then on the target `vzquota init` with the config's limits and
+    /// `vzdqload CTID -U -G -T -F` with that dump. A failure is exit 13.
+    ///
+    /// Also for an insulated container (c, d1, and the d2 handoff): the
+    /// vzquota file (first-level limits and usage, the users' and groups'
+    /// quotas inside the container, grace and expiry times) lives on the
+    /// host (`/var/vzquota/quota.CTID`), not on the container's device, so
+    /// even a handoff that moves the whole filesystem would leave it behind,
+    /// and the admin would find the container's quotas reset on the target
+    /// (vzctl start re-initialises a missing quota file from the config's
+    /// limits only). An admin who does not want vzquota on a container that
+    /// already has a filesystem of its own says so as vzctl expects it:
+    /// `DISK_QUOTA=no` (in the container's config or in vz.conf), and then
+    /// no quota is touched, as with stock vzmigrate.
+    Quota,
     /// Mount the (same) device on the target's VE_PRIVATE (d2).
     DstDeviceMount,
     /// Unmount the target device after the copy (target ends stopped).
@@ -142,6 +160,7 @@ impl Step {
             Step::DumpDevMountDst => "dumpdev-mount-dst".into(),
             Step::DumpDevUmountDst => "dumpdev-umount-dst".into(),
             Step::CopyDump => "copy-dump".into(),
+            Step::Quota => "quota".into(),
             Step::DstDeviceMount => "dst-device-mount".into(),
             Step::DstDeviceUmount => "dst-device-umount".into(),
             Step::UndumpDst => "undump-dst".into(),
@@ -176,6 +195,9 @@ impl Step {
             Step::DumpDevMountDst => "mount the dump device on the target",
             Step::DumpDevUmountDst => "unmount the dump device on the target",
             Step::CopyDump => "copy the dump file to the target",
+            Step::Quota => {
+                "dump the disk quota on the source (vzdqdump), load it on the target (vzdqload)"
+            }
             Step::DstDeviceMount => "mount the device on the target VE_PRIVATE",
             Step::DstDeviceUmount => "unmount the target device (target ends stopped)",
             Step::UndumpDst => "vzctl restore --undump on the target",
@@ -209,6 +231,7 @@ impl Step {
             Step::DumpDevMountDst => "unmount the dump device on the target",
             Step::DumpDevUmountDst => "(after commit)",
             Step::CopyDump => "remove the dump file on the target",
+            Step::Quota => "drop the quota on the target (vzquota drop)",
             Step::DstDeviceMount => "unmount the device on the target, confirm released",
             Step::DstDeviceUmount => "mount the target device again",
             Step::UndumpDst => "vzctl restore --kill on the target",
@@ -246,6 +269,8 @@ pub struct PlanInput {
     pub dst_shared: bool,
     pub online: bool,
     pub dump_device: bool,
+    /// Migrate the vzquota disk quota (`DISK_QUOTA` is not `no`).
+    pub quota: bool,
 }
 
 /// Pick the scenario; errors are usage errors naming the conflict.
@@ -382,6 +407,20 @@ pub fn build(inp: &PlanInput) -> Result<Plan> {
             }
         }
     }
+    if inp.quota {
+        // after the container stopped on the source (its quota file is
+        // final then) and after the last copy; before the target starts it
+        let after = s
+            .iter()
+            .rposition(|x| matches!(x, Sync { .. }))
+            .or_else(|| {
+                s.iter()
+                    .rposition(|x| matches!(x, StopSrc | UmountSrc | KillSrc))
+            })
+            .or_else(|| s.iter().position(|x| *x == CopyConfig))
+            .expect("every plan copies the config");
+        s.insert(after + 1, Quota);
+    }
     s.push(FinishSrc);
     if inp.dump_device {
         s.push(DumpDevUmountDst);
@@ -487,6 +526,7 @@ mod tests {
             dst_shared: false,
             online: false,
             dump_device: false,
+            quota: false,
         }
     }
 
@@ -670,6 +710,76 @@ mod tests {
             ]
         );
         assert_eq!(p.commit_index(), 12);
+    }
+
+    #[test]
+    fn quota_step_after_the_stop_and_the_last_copy() {
+        let mut i = inp(CtState::Running);
+        i.quota = true;
+        assert_eq!(
+            names(&build(&i).unwrap()),
+            [
+                "copy-config",
+                "prepare-dst",
+                "sync-1",
+                "stop-src",
+                "sync-2",
+                "quota",
+                "start-dst",
+                "finish-src"
+            ]
+        );
+        i.state = CtState::Stopped;
+        assert_eq!(
+            names(&build(&i).unwrap()),
+            [
+                "copy-config",
+                "prepare-dst",
+                "sync-1",
+                "quota",
+                "finish-src"
+            ]
+        );
+        // d2: after the stop, before the handoff (and with a stopped CT,
+        // right after the config)
+        i.src_insulated = true;
+        i.src_uuid = Some("u1".into());
+        assert_eq!(
+            names(&build(&i).unwrap()),
+            ["copy-config", "quota", "finish-src"]
+        );
+        i.state = CtState::Running;
+        let p = build(&i).unwrap();
+        assert_eq!(
+            names(&p),
+            [
+                "copy-config",
+                "stop-src",
+                "quota",
+                "src-device-umount",
+                "dst-device-mount",
+                "start-dst",
+                "finish-src"
+            ]
+        );
+        assert_eq!(p.critical_index(), Some(3));
+        // c, running: before the source device is released
+        i.dst_shared = true;
+        assert_eq!(
+            names(&build(&i).unwrap()),
+            [
+                "copy-config",
+                "prepare-dst",
+                "sync-1",
+                "stop-src",
+                "src-device-mount",
+                "sync-2",
+                "quota",
+                "src-device-umount",
+                "start-dst",
+                "finish-src"
+            ]
+        );
     }
 
     #[test]
