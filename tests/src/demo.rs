@@ -375,13 +375,89 @@ fn setup_insulated(d: &Demo, disk: &Disk, ve_device: &str) -> Result<()> {
 /// Starts the container on node-a (shown) and checks it runs.
 fn start_on_a(d: &Demo) -> Result<()> {
     d.run("node-a", &format!("vzctl start {CT}"))?;
-    let st = d.status("node-a")?;
-    d.check(
-        st == format!("CTID {CT} exist mounted running"),
+    check_status(
+        d,
+        "node-a",
+        "exist mounted running",
         "the container runs on node-a",
     )?;
     std::thread::sleep(Duration::from_millis(200));
     Ok(())
+}
+
+/// The first step of d1 and of check-only: an insulated container running
+/// on a disk of node-a (`a-ct101`) and an empty disk on node-b (`b-ct101`).
+/// Returns both disks and node-b's disk by its by-id path.
+fn running_on_disk_with_disk_on_b(d: &Demo) -> Result<(Disk, Disk, String)> {
+    d.step("an insulated container running on node-a's disk, and another disk on node-b");
+    let src = d.lab.add_local_disk("node-a", "a-ct101", Fs::Ext4)?;
+    let dst_disk = d.lab.add_local_disk("node-b", "b-ct101", Fs::Ext4)?;
+    let dst = dst_disk.by_id_path().display().to_string();
+    setup_insulated(d, &src, &src.by_id_path().display().to_string())?;
+    start_on_a(d)?;
+    Ok((src, dst_disk, dst))
+}
+
+/// The SAN LUN of d2, online and undo: ext4 with MMP, presented to both nodes.
+fn san_lun(d: &Demo) -> Result<Disk> {
+    d.lab
+        .add_lun("san-ct101", &["node-a", "node-b"], Fs::Ext4Mmp)
+}
+
+/// The container's private area, `/vz/private/CT`.
+fn private() -> String {
+    format!("/vz/private/{CT}")
+}
+
+/// The container's config on `host` (read, not shown).
+fn read_conf(d: &Demo, host: &str) -> Result<String> {
+    d.host(host).read_file(format!("/etc/vz/conf/{CT}.conf"))
+}
+
+/// Checks (shown) that `vzctl status CT` on `host` is `CTID CT state`.
+fn check_status(d: &Demo, host: &str, state: &str, what: &str) -> Result<()> {
+    let st = d.status(host)?;
+    d.check(st == format!("CTID {CT} {state}"), what)
+}
+
+/// Shows what is mounted on the container's private area of `host`.
+fn show_private_mount(d: &Demo, host: &str) -> Result<()> {
+    d.run(
+        host,
+        &format!("findmnt -n -o SOURCE,FSTYPE,TARGET /vz/private/{CT}"),
+    )?;
+    Ok(())
+}
+
+/// Shows the last lines the workload wrote on `host`.
+fn show_workload_tail(d: &Demo, host: &str) -> Result<()> {
+    d.run(
+        host,
+        &format!("tail -n 3 /vz/root/{CT}/var/log/lab-workload.log"),
+    )?;
+    Ok(())
+}
+
+/// The verify step of a copying migration of a running container onto
+/// `disk` of node-b (b and d1): it runs on node-b on that disk with the
+/// data of checksum `sum`; shows node-b's config lines matching the
+/// extended regexp `conf_lines` and returns node-b's config.
+fn verify_copied_onto(d: &Demo, disk: &Disk, sum: &str, conf_lines: &str) -> Result<String> {
+    d.step("verify on node-b and node-a");
+    check_status(
+        d,
+        "node-b",
+        "exist mounted running",
+        "the container runs on node-b",
+    )?;
+    show_private_mount(d, "node-b")?;
+    d.check_mounted("node-b", &private(), disk)?;
+    check_data(d, sum, "data")?;
+    d.run(
+        "node-b",
+        &format!("grep -E '{conf_lines}' /etc/vz/conf/{CT}.conf"),
+    )?;
+    read_conf(d, "node-b")
 }
 
 /// For a stopped insulated container: mounts it (the hook mounts the
@@ -389,7 +465,7 @@ fn start_on_a(d: &Demo) -> Result<()> {
 fn checksum_stopped_insulated(d: &Demo, host: &str) -> Result<String> {
     say("Its files are on an unmounted device: mount the container to read them.");
     d.run(host, &format!("vzctl mount {CT}"))?;
-    let sum = d.checksum(host, &format!("/vz/private/{CT}"))?;
+    let sum = d.checksum(host, &private())?;
     d.run(host, &format!("vzctl umount {CT}"))?;
     Ok(sum)
 }
@@ -407,7 +483,7 @@ fn migrate(d: &Demo, args: &str) -> Result<Output> {
 
 /// Checks that the container's data on node-b has the checksum `before`.
 fn check_data(d: &Demo, before: &str, what: &str) -> Result<()> {
-    let after = d.checksum("node-b", &format!("/vz/private/{CT}"))?;
+    let after = d.checksum("node-b", &private())?;
     d.check(
         after == before,
         &format!("{what}: the checksum on node-b equals node-a's before the migration"),
@@ -529,10 +605,8 @@ fn migrate_a(d: &mut Demo) -> Result<()> {
     d.step("a shared container, running on node-a");
     setup_shared(d)?;
     start_on_a(d)?;
-    let conf_before = d
-        .host("node-a")
-        .read_file(format!("/etc/vz/conf/{CT}.conf"))?;
-    let sum = d.checksum("node-a", &format!("/vz/private/{CT}"))?;
+    let conf_before = read_conf(d, "node-a")?;
+    let sum = d.checksum("node-a", &private())?;
 
     d.step("migrate it to node-b, with phase timings (-t)");
     say("No VE_DEVICE on either side: vzfs-migrate works as stock vzmigrate. It copies the");
@@ -541,15 +615,14 @@ fn migrate_a(d: &mut Demo) -> Result<()> {
     migrate(d, &format!("-t node-b {CT}"))?;
 
     d.step("verify on node-b and node-a");
-    let st = d.status("node-b")?;
-    d.check(
-        st == format!("CTID {CT} exist mounted running"),
+    check_status(
+        d,
+        "node-b",
+        "exist mounted running",
         "the container runs on node-b",
     )?;
     check_data(d, &sum, "data")?;
-    let conf_b = d
-        .host("node-b")
-        .read_file(format!("/etc/vz/conf/{CT}.conf"))?;
+    let conf_b = read_conf(d, "node-b")?;
     d.check(
         conf_b == conf_before,
         "node-b's config is node-a's, byte for byte",
@@ -561,10 +634,7 @@ fn migrate_a(d: &mut Demo) -> Result<()> {
         "node-a's private area was removed after the success (-r yes, the default, as vzmigrate)",
     )?;
     std::thread::sleep(Duration::from_millis(200));
-    d.run(
-        "node-b",
-        &format!("tail -n 3 /vz/root/{CT}/var/log/lab-workload.log"),
-    )?;
+    show_workload_tail(d, "node-b")?;
     let s = workload::check_log(&d.workload_log("node-b")?).map_err(fail)?;
     d.check(
         s.starts == 2 && s.restores == 0,
@@ -584,7 +654,7 @@ fn migrate_b(d: &mut Demo) -> Result<()> {
     let dst = disk.by_id_path().display().to_string();
     d.run("node-b", &format!("blkid {dst}"))?;
     start_on_a(d)?;
-    let sum = d.checksum("node-a", &format!("/vz/private/{CT}"))?;
+    let sum = d.checksum("node-a", &private())?;
 
     d.step("migrate it onto its own device on node-b (--dst-device)");
     say("vzfs-migrate checks on node-b that the device is a block device with a filesystem");
@@ -592,25 +662,7 @@ fn migrate_b(d: &mut Demo) -> Result<()> {
     say("VE_DEVICE into node-b's config: from then on vzfs-hook mounts it at each start.");
     migrate(d, &format!("-t --dst-device {dst} node-b {CT}"))?;
 
-    d.step("verify on node-b and node-a");
-    let st = d.status("node-b")?;
-    d.check(
-        st == format!("CTID {CT} exist mounted running"),
-        "the container runs on node-b",
-    )?;
-    d.run(
-        "node-b",
-        &format!("findmnt -n -o SOURCE,FSTYPE,TARGET /vz/private/{CT}"),
-    )?;
-    d.check_mounted("node-b", &format!("/vz/private/{CT}"), &disk)?;
-    check_data(d, &sum, "data")?;
-    d.run(
-        "node-b",
-        &format!("grep -E '^VE_(PRIVATE|DEVICE[A-Z_]*)=' /etc/vz/conf/{CT}.conf"),
-    )?;
-    let conf_b = d
-        .host("node-b")
-        .read_file(format!("/etc/vz/conf/{CT}.conf"))?;
+    let conf_b = verify_copied_onto(d, &disk, &sum, "^VE_(PRIVATE|DEVICE[A-Z_]*)=")?;
     d.check(
         conf_value(&conf_b, "VE_DEVICE").as_deref() == Some(dst.as_str())
             && conf_value(&conf_b, "VE_DEVICE_FSTYPE").as_deref() == Some("ext4"),
@@ -635,9 +687,10 @@ fn migrate_c(d: &mut Demo) -> Result<()> {
     d.step("an insulated container on node-a's own disk, stopped");
     let disk = d.lab.add_local_disk("node-a", "a-ct101", Fs::Ext4)?;
     setup_insulated(d, &disk, &disk.by_id_path().display().to_string())?;
-    let st = d.status("node-a")?;
-    d.check(
-        st == format!("CTID {CT} exist unmounted down"),
+    check_status(
+        d,
+        "node-a",
+        "exist unmounted down",
         "the container is stopped and unmounted on node-a",
     )?;
     let sum = checksum_stopped_insulated(d, "node-a")?;
@@ -650,9 +703,10 @@ fn migrate_c(d: &mut Demo) -> Result<()> {
     migrate(d, &format!("-t --dst-shared node-b {CT}"))?;
 
     d.step("verify on node-b and node-a");
-    let st = d.status("node-b")?;
-    d.check(
-        st == format!("CTID {CT} exist unmounted down"),
+    check_status(
+        d,
+        "node-b",
+        "exist unmounted down",
         "the container is stopped on node-b, as it was on node-a",
     )?;
     d.run("node-b", &format!("ls -ld /vz/private/{CT}"))?;
@@ -663,9 +717,7 @@ fn migrate_c(d: &mut Demo) -> Result<()> {
         "node-b's private area is a plain directory, not a mount point",
     )?;
     check_data(d, &sum, "data")?;
-    let conf_b = d
-        .host("node-b")
-        .read_file(format!("/etc/vz/conf/{CT}.conf"))?;
+    let conf_b = read_conf(d, "node-b")?;
     d.run(
         "node-b",
         &format!("grep -c VE_DEVICE /etc/vz/conf/{CT}.conf || true"),
@@ -690,38 +742,15 @@ fn migrate_c(d: &mut Demo) -> Result<()> {
 }
 
 fn migrate_d1(d: &mut Demo) -> Result<()> {
-    d.step("an insulated container running on node-a's disk, and another disk on node-b");
-    let src = d.lab.add_local_disk("node-a", "a-ct101", Fs::Ext4)?;
-    let dst_disk = d.lab.add_local_disk("node-b", "b-ct101", Fs::Ext4)?;
-    let dst = dst_disk.by_id_path().display().to_string();
-    setup_insulated(d, &src, &src.by_id_path().display().to_string())?;
-    start_on_a(d)?;
-    d.explain_mount(d.host("node-a"), &format!("/vz/private/{CT}"), &src)?;
-    let sum = d.checksum("node-a", &format!("/vz/private/{CT}"))?;
+    let (src, dst_disk, dst) = running_on_disk_with_disk_on_b(d)?;
+    d.explain_mount(d.host("node-a"), &private(), &src)?;
+    let sum = d.checksum("node-a", &private())?;
     d.run("node-b", &format!("blkid {dst}"))?;
 
     d.step("migrate it onto node-b's disk (--dst-device: another filesystem, so data is copied)");
     migrate(d, &format!("-t --dst-device {dst} node-b {CT}"))?;
 
-    d.step("verify on node-b and node-a");
-    let st = d.status("node-b")?;
-    d.check(
-        st == format!("CTID {CT} exist mounted running"),
-        "the container runs on node-b",
-    )?;
-    d.run(
-        "node-b",
-        &format!("findmnt -n -o SOURCE,FSTYPE,TARGET /vz/private/{CT}"),
-    )?;
-    d.check_mounted("node-b", &format!("/vz/private/{CT}"), &dst_disk)?;
-    check_data(d, &sum, "data")?;
-    d.run(
-        "node-b",
-        &format!("grep -E '^VE_DEVICE[A-Z_]*=' /etc/vz/conf/{CT}.conf"),
-    )?;
-    let conf_b = d
-        .host("node-b")
-        .read_file(format!("/etc/vz/conf/{CT}.conf"))?;
+    let conf_b = verify_copied_onto(d, &dst_disk, &sum, "^VE_DEVICE[A-Z_]*=")?;
     d.check(
         conf_value(&conf_b, "VE_DEVICE").as_deref() == Some(dst.as_str()),
         &format!("node-b's config says VE_DEVICE=\"{dst}\""),
@@ -738,9 +767,7 @@ fn migrate_d2(d: &mut Demo) -> Result<()> {
     d.step(
         "a SAN LUN presented to both nodes, and an insulated container on it, running on node-a",
     );
-    let lun = d
-        .lab
-        .add_lun("san-ct101", &["node-a", "node-b"], Fs::Ext4Mmp)?;
+    let lun = san_lun(d)?;
     let dev_a = lun.device("node-a").display().to_string();
     let dev_b = lun.device("node-b").display().to_string();
     let uuid = lun.uuid.clone().unwrap_or_default();
@@ -755,11 +782,8 @@ fn migrate_d2(d: &mut Demo) -> Result<()> {
     ));
     setup_insulated(d, &lun, &dev_a)?;
     start_on_a(d)?;
-    d.run(
-        "node-a",
-        &format!("findmnt -n -o SOURCE,FSTYPE,TARGET /vz/private/{CT}"),
-    )?;
-    let sum = d.checksum("node-a", &format!("/vz/private/{CT}"))?;
+    show_private_mount(d, "node-a")?;
+    let sum = d.checksum("node-a", &private())?;
     let f = format!("/vz/private/{CT}/srv/www/big.bin");
     let stat_a = d
         .run("node-a", &format!("stat -c 'inode %i, changed %z' {f}"))?
@@ -773,16 +797,14 @@ fn migrate_d2(d: &mut Demo) -> Result<()> {
     migrate(d, &format!("-t node-b {CT}"))?;
 
     d.step("verify: node-b mounted the same filesystem through its own device name");
-    let st = d.status("node-b")?;
-    d.check(
-        st == format!("CTID {CT} exist mounted running"),
+    check_status(
+        d,
+        "node-b",
+        "exist mounted running",
         "the container runs on node-b",
     )?;
-    d.run(
-        "node-b",
-        &format!("findmnt -n -o SOURCE,FSTYPE,TARGET /vz/private/{CT}"),
-    )?;
-    d.check_mounted("node-b", &format!("/vz/private/{CT}"), &lun)?;
+    show_private_mount(d, "node-b")?;
+    d.check_mounted("node-b", &private(), &lun)?;
     let m = d
         .host("node-b")
         .mount_at(format!("/vz/private/{CT}"))?
@@ -803,9 +825,7 @@ fn migrate_d2(d: &mut Demo) -> Result<()> {
         "node-b",
         &format!("grep -E '^VE_DEVICE[A-Z_]*=' /etc/vz/conf/{CT}.conf"),
     )?;
-    let conf_b = d
-        .host("node-b")
-        .read_file(format!("/etc/vz/conf/{CT}.conf"))?;
+    let conf_b = read_conf(d, "node-b")?;
     let ve_b = conf_value(&conf_b, "VE_DEVICE").unwrap_or_default();
     d.check(
         ve_b == format!("UUID={uuid}"),
@@ -834,19 +854,14 @@ fn migrate_d2(d: &mut Demo) -> Result<()> {
 
 fn migrate_online(d: &mut Demo) -> Result<()> {
     d.step("a container on a SAN LUN, running on node-a; a second LUN for dump files");
-    let lun = d
-        .lab
-        .add_lun("san-ct101", &["node-a", "node-b"], Fs::Ext4Mmp)?;
+    let lun = san_lun(d)?;
     let dump = d.lab.add_lun("san-dump", &["node-a", "node-b"], Fs::Ext4)?;
     let dump_dev = dump.by_id_path().display().to_string();
     setup_insulated(d, &lun, &lun.by_id_path().display().to_string())?;
     start_on_a(d)?;
     std::thread::sleep(Duration::from_millis(300));
     say("The container's workload writes 1, 2, 3, ... to a log inside the container:");
-    d.run(
-        "node-a",
-        &format!("tail -n 3 /vz/root/{CT}/var/log/lab-workload.log"),
-    )?;
+    show_workload_tail(d, "node-a")?;
 
     d.step("migrate it online (--online, the seed's --dump-device)");
     say("The container is checkpointed on node-a (its memory state written to a dump file");
@@ -859,12 +874,13 @@ fn migrate_online(d: &mut Demo) -> Result<()> {
     std::thread::sleep(Duration::from_millis(300));
 
     d.step("verify: the workload continued its sequence on node-b without a gap");
-    let st = d.status("node-b")?;
-    d.check(
-        st == format!("CTID {CT} exist mounted running"),
+    check_status(
+        d,
+        "node-b",
+        "exist mounted running",
         "the container runs on node-b",
     )?;
-    d.check_mounted("node-b", &format!("/vz/private/{CT}"), &lun)?;
+    d.check_mounted("node-b", &private(), &lun)?;
     d.run(
         "node-b",
         &format!("grep -B 2 -A 3 '^# restore' /vz/root/{CT}/var/log/lab-workload.log"),
@@ -981,12 +997,7 @@ fn check_untouched(d: &Demo, before: &Snapshot, disks_b: &[&Disk]) -> Result<()>
 }
 
 fn check_only(d: &mut Demo) -> Result<()> {
-    d.step("an insulated container running on node-a's disk, and another disk on node-b");
-    let src = d.lab.add_local_disk("node-a", "a-ct101", Fs::Ext4)?;
-    let dst_disk = d.lab.add_local_disk("node-b", "b-ct101", Fs::Ext4)?;
-    let dst = dst_disk.by_id_path().display().to_string();
-    setup_insulated(d, &src, &src.by_id_path().display().to_string())?;
-    start_on_a(d)?;
+    let (src, dst_disk, dst) = running_on_disk_with_disk_on_b(d)?;
     let before = snapshot(d)?;
 
     d.step("ask vzfs-migrate what it would do (--check-only)");
@@ -1004,18 +1015,16 @@ fn check_only(d: &mut Demo) -> Result<()> {
 
     d.step("verify that nothing changed");
     check_untouched(d, &before, &[&dst_disk])?;
-    d.check_mounted("node-a", &format!("/vz/private/{CT}"), &src)
+    d.check_mounted("node-a", &private(), &src)
 }
 
 fn undo(d: &mut Demo) -> Result<()> {
     d.step("an insulated container on a SAN LUN, running on node-a");
-    let lun = d
-        .lab
-        .add_lun("san-ct101", &["node-a", "node-b"], Fs::Ext4Mmp)?;
+    let lun = san_lun(d)?;
     setup_insulated(d, &lun, &lun.by_id_path().display().to_string())?;
     start_on_a(d)?;
     let before = snapshot(d)?;
-    let sum = d.checksum("node-a", &format!("/vz/private/{CT}"))?;
+    let sum = d.checksum("node-a", &private())?;
     d.run("node-a", &format!("vzfs-migrate --check-only node-b {CT}"))?;
 
     d.step("make the handoff fail right after node-b mounted the LUN");
@@ -1038,14 +1047,11 @@ fn undo(d: &mut Demo) -> Result<()> {
     say("again and started it there.");
     d.status("node-a")?;
     check_untouched(d, &before, &[&lun])?;
-    d.check_mounted("node-a", &format!("/vz/private/{CT}"), &lun)?;
-    let after = d.checksum("node-a", &format!("/vz/private/{CT}"))?;
+    d.check_mounted("node-a", &private(), &lun)?;
+    let after = d.checksum("node-a", &private())?;
     d.check(after == sum, "node-a's data checksum is unchanged")?;
     std::thread::sleep(Duration::from_millis(200));
-    d.run(
-        "node-a",
-        &format!("tail -n 3 /vz/root/{CT}/var/log/lab-workload.log"),
-    )?;
+    show_workload_tail(d, "node-a")?;
     workload::check_log(&d.workload_log("node-a")?)
         .map_err(|e| fail(format!("workload log on node-a: {e}")))?;
     d.check(

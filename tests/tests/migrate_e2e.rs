@@ -2,8 +2,8 @@
 //! vzctl double, vzfs-hook installed as vps.premount/vps.postumount, SAN
 //! LUNs as one image behind one loop device per host).
 
-mod migrate_common;
-use migrate_common::*;
+mod common;
+use common::*;
 
 fn run_scenario(kind: &str, state: &str) {
     let name = format!("migrate_{kind}_{state}");

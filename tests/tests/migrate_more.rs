@@ -4,20 +4,13 @@
 //! online migration, the target IP check (exit 12), and the options
 //! `-r/--remove-area`, `--keep-dst`, `-v` and `--json`.
 
-mod migrate_common;
-use migrate_common::*;
+mod common;
+use common::*;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
-use vzfs_lab::{Disk, Fs, Host, Lab};
-
-fn argv<'a>(head: &[&'a str], args: &'a [String]) -> Vec<&'a str> {
-    let mut v: Vec<&str> = vec!["vzfs-migrate"];
-    v.extend_from_slice(head);
-    v.extend(args.iter().map(String::as_str));
-    v
-}
+use vzfs_lab::{Disk, Fs, Host};
 
 /// A vzfs-migrate running in the background with its stderr read line by line.
 struct Running {
@@ -98,62 +91,6 @@ impl Running {
     }
 }
 
-/// State of the source container, to compare before and after an undo.
-struct Snapshot {
-    status: String,
-    conf: Vec<u8>,
-    sum: String,
-}
-
-fn snapshot(a: &Host, insulated_stopped: bool) -> Snapshot {
-    let status = status(a);
-    let conf = std::fs::read(a.path("/etc/vz/conf/101.conf")).unwrap();
-    if insulated_stopped {
-        a.vzctl(&["mount", CT]).unwrap().ok().unwrap();
-    }
-    let sum = tree_sum(a, "/vz/private/101");
-    if insulated_stopped {
-        a.vzctl(&["umount", CT]).unwrap().ok().unwrap();
-    }
-    Snapshot { status, conf, sum }
-}
-
-/// The source is as it was, the target holds nothing, no journal or lock is
-/// left, `lun` (if any) is not mounted on the target.
-fn assert_undone(ctx: &str, lab: &Lab, before: &Snapshot, lun: Option<&Disk>) {
-    let (a, b) = (lab.host("a"), lab.host("b"));
-    let now = snapshot(a, false);
-    assert_eq!(now.status, before.status, "{ctx}: source state changed");
-    assert_eq!(now.conf, before.conf, "{ctx}: source config changed");
-    assert_eq!(now.sum, before.sum, "{ctx}: source data changed");
-    assert!(
-        !b.path("/etc/vz/conf/101.conf").exists(),
-        "{ctx}: target config left"
-    );
-    assert!(
-        !b.path("/vz/private/101").exists(),
-        "{ctx}: target private area left"
-    );
-    assert!(
-        !a.path("/vz/lock/101.migrate-journal").exists(),
-        "{ctx}: journal left"
-    );
-    assert!(!a.path("/vz/lock/101.lck").exists(), "{ctx}: lock left");
-    if let Some(l) = lun {
-        assert!(
-            lun_mounted(a, l),
-            "{ctx}: device not mounted on the source again"
-        );
-        assert!(!lun_mounted(b, l), "{ctx}: device mounted on the target");
-    }
-    if before.status.contains("running") {
-        let log = a
-            .read_file("/vz/root/101/var/log/lab-workload.log")
-            .unwrap();
-        vzfs_lab::workload::check_log(&log).unwrap_or_else(|e| panic!("{ctx}: workload log: {e}"));
-    }
-}
-
 /// After a d2 handoff from `from` to `to`: the config moved, the device is
 /// mounted on `to` only, the container runs there.
 fn assert_handed_off(ctx: &str, from: &Host, to: &Host, lun: &Disk) {
@@ -224,7 +161,7 @@ fn signal_deferred_during_d2_handoff() {
         let args = [to.name().to_string(), CT.to_string()];
         let mut r = spawn(
             from,
-            &argv(&[], &args),
+            &migrate_argv(&[], &args),
             "after:src-device-umount=sleep(1500)",
         );
         r.wait_line("failpoint after:src-device-umount: sleeping");
@@ -263,7 +200,7 @@ fn signal_during_handoff_then_failure_is_undone() {
     let before = snapshot(a, false);
     let mut r = spawn(
         a,
-        &argv(&[], &args),
+        &migrate_argv(&[], &args),
         "after:src-device-umount=sleep(1000);before:start-dst=fail",
     );
     r.wait_line("failpoint after:src-device-umount: sleeping");
@@ -283,14 +220,10 @@ fn signal_during_handoff_then_failure_is_undone() {
         "stop-src",
         "copy-config",
     ] {
-        assert!(
-            err.contains(&format!("undo {step} ("))
-                || err.contains(&format!("step {step}: nothing to do")),
-            "{step} not undone: {err}"
-        );
+        assert!(step_undone(&err, step), "{step} not undone: {err}");
     }
     assert!(!err.contains("FAILED"), "{err}");
-    assert_undone("signal then failure", &lab, &before, Some(&lun));
+    assert_undone("signal then failure", &lab, &before, Some(&lun), None);
     lab.teardown().unwrap();
 }
 
@@ -307,7 +240,7 @@ fn signal_before_handoff_interrupts() {
     let (args, src, _) = setup(&lab, "d2", "running");
     let lun = src.unwrap();
     let before = snapshot(a, false);
-    let mut r = spawn(a, &argv(&[], &args), "after:stop-src=sleep(1000)");
+    let mut r = spawn(a, &migrate_argv(&[], &args), "after:stop-src=sleep(1000)");
     r.wait_line("failpoint after:stop-src: sleeping");
     r.signal(libc::SIGTERM);
     let (code, err) = r.finish();
@@ -319,7 +252,13 @@ fn signal_before_handoff_interrupts() {
         "the handoff began: {err}"
     );
     assert!(!err.contains("FAILED"), "{err}");
-    assert_undone("SIGTERM before the handoff", &lab, &before, Some(&lun));
+    assert_undone(
+        "SIGTERM before the handoff",
+        &lab,
+        &before,
+        Some(&lun),
+        None,
+    );
     lab.teardown().unwrap();
 }
 
@@ -334,7 +273,7 @@ fn signal_during_copy_interrupts() {
     let (args, _, _) = setup(&lab, "a", "running");
     let before = snapshot(a, false);
     // 200 kB of random data at 20 kB/s: about 10 s of copying
-    let mut r = spawn(a, &argv(&["--rsync=--bwlimit=20"], &args), "");
+    let mut r = spawn(a, &migrate_argv(&["--rsync=--bwlimit=20"], &args), "");
     r.wait_line("sync-1: rsync");
     std::thread::sleep(Duration::from_millis(500));
     r.signal(libc::SIGINT);
@@ -348,7 +287,7 @@ fn signal_during_copy_interrupts() {
     assert!(err.contains("rsync -aHAX"), "{err}");
     assert!(err.contains("undo sync-1 ("), "{err}");
     assert!(!err.contains("FAILED"), "{err}");
-    assert_undone("SIGINT during the copy", &lab, &before, None);
+    assert_undone("SIGINT during the copy", &lab, &before, None, None);
     lab.teardown().unwrap();
 }
 
@@ -403,6 +342,47 @@ fn assert_dump_through_device(ctx: &str, err: &str) {
     assert!(!err.contains("exec rsync"), "{ctx}: rsync ran: {err}");
 }
 
+/// After a successful `vzfs-migrate -v --online` of the d2 container on
+/// `lun` from `from` to `to` with the dump on `dump`: the dump went through
+/// the device, the container was handed off and restored (its `restores`-th
+/// restore, still one cold start), neither host holds the dump device or a
+/// dump file. Returns the workload log on `to`.
+fn assert_online_through_dump_device(
+    ctx: &str,
+    out: &vzfs_lab::Output,
+    from: &Host,
+    to: &Host,
+    lun: &Disk,
+    dump: &Disk,
+    restores: usize,
+) -> String {
+    assert!(out.success(), "{}", out.all());
+    assert_dump_through_device(ctx, &out.stderr);
+    assert_handed_off(ctx, from, to, lun);
+    let s = workload_continues(ctx, to);
+    assert_eq!(
+        (s.starts, s.restores),
+        (1, restores),
+        "{ctx}: not a restore: {s:?}"
+    );
+    let log = to
+        .read_file("/vz/root/101/var/log/lab-workload.log")
+        .unwrap();
+    for h in [from, to] {
+        assert!(
+            !lun_mounted(h, dump),
+            "dump device left mounted on {}",
+            h.name()
+        );
+        assert!(
+            !h.path("/vz/dump/Dump.101").exists(),
+            "dump file on {}",
+            h.name()
+        );
+    }
+    log
+}
+
 /// d2 online with a shared dump device: `--dump-device` from a to b, then
 /// back with `VE_DUMP_DEVICE` from the config. The dump goes through the
 /// device (the restored number is the one in the device's dump file, no
@@ -422,30 +402,9 @@ fn dump_device_online_d2() {
 
     // a -> b with --dump-device
     let out = migrate(a, &["-v", "--online", "--dump-device", &spec, "b", CT]);
-    assert!(out.success(), "{}", out.all());
-    assert_dump_through_device("a -> b", &out.stderr);
-    assert_handed_off("a -> b", a, b, &lun);
-    let s = workload_continues("a -> b", b);
-    assert_eq!(
-        (s.starts, s.restores),
-        (1, 1),
-        "a -> b: not a restore: {s:?}"
-    );
-    let log = b
-        .read_file("/vz/root/101/var/log/lab-workload.log")
-        .unwrap();
-    for h in [a, b] {
-        assert!(
-            !lun_mounted(h, &dump),
-            "dump device left mounted on {}",
-            h.name()
-        );
-        assert!(
-            !h.path("/vz/dump/Dump.101").exists(),
-            "dump file on {}",
-            h.name()
-        );
-    }
+    let log = assert_online_through_dump_device("a -> b", &out, a, b, &lun, &dump, 1);
+    // (the target's mount point of the dump device: checked on the first
+    // pass only, as before this helper existed)
     assert!(!b.path("/vz/dump/vzfs-dumpdev.101").exists());
     assert_eq!(dump_seq_on_device(a, &dump), last_restore(&log));
 
@@ -455,30 +414,7 @@ fn dump_device_online_d2() {
     ))
     .unwrap();
     let out = migrate(b, &["-v", "--online", "a", CT]);
-    assert!(out.success(), "{}", out.all());
-    assert_dump_through_device("b -> a", &out.stderr);
-    assert_handed_off("b -> a", b, a, &lun);
-    let s = workload_continues("b -> a", a);
-    assert_eq!(
-        (s.starts, s.restores),
-        (1, 2),
-        "b -> a: not a restore: {s:?}"
-    );
-    let log = a
-        .read_file("/vz/root/101/var/log/lab-workload.log")
-        .unwrap();
-    for h in [a, b] {
-        assert!(
-            !lun_mounted(h, &dump),
-            "dump device left mounted on {}",
-            h.name()
-        );
-        assert!(
-            !h.path("/vz/dump/Dump.101").exists(),
-            "dump file on {}",
-            h.name()
-        );
-    }
+    let log = assert_online_through_dump_device("b -> a", &out, b, a, &lun, &dump, 2);
     assert_eq!(dump_seq_on_device(b, &dump), last_restore(&log));
     a.vzctl(&["stop", CT]).unwrap().ok().unwrap();
     lab.teardown().unwrap();
@@ -497,11 +433,12 @@ fn online(kind: &str) {
     std::thread::sleep(Duration::from_millis(200));
     // the workload writes on between the first copy and the checkpoint
     // (a lost second copy would show as lost state)
-    let mut cmd = a.command(&argv(&["--online"], &args));
-    cmd.env("VZFS_FAILPOINTS", "after:sync-1=sleep(300)");
-    let out = cmd.output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{kind}: {err}");
+    let (code, err) = run_failpoints(
+        a,
+        &migrate_argv(&["--online"], &args),
+        "after:sync-1=sleep(300)",
+    );
+    assert_eq!(code, Some(0), "{kind}: {err}");
     assert_eq!(status(b), expected_status("running"), "{kind}");
     assert!(!a.path("/etc/vz/conf/101.conf").exists(), "{kind}");
     assert!(
@@ -565,7 +502,7 @@ fn remove_area_shared() {
     let (a, b) = (lab.host("a"), lab.host("b"));
     let (args, _, _) = setup(&lab, "a", "stopped");
     let before = tree_sum(a, "/vz/private/101");
-    let out = a.run(&argv(&["-r", "no"], &args)).unwrap();
+    let out = a.run(&migrate_argv(&["-r", "no"], &args)).unwrap();
     assert!(out.success(), "{}", out.all());
     assert_eq!(tree_sum(b, "/vz/private/101"), before, "copy differs");
     assert!(a.path("/etc/vz/conf/101.conf.migrated").exists());
@@ -601,7 +538,7 @@ fn remove_area_keeps_device_data() {
     a.vzctl(&["mount", CT]).unwrap().ok().unwrap();
     let before = tree_sum(a, "/vz/private/101");
     a.vzctl(&["umount", CT]).unwrap().ok().unwrap();
-    let out = a.run(&argv(&["-r", "yes"], &args)).unwrap();
+    let out = a.run(&migrate_argv(&["-r", "yes"], &args)).unwrap();
     assert!(out.success(), "{}", out.all());
     assert!(!lun_mounted(a, &src));
     let dev = src.device("a").display().to_string();
@@ -627,11 +564,12 @@ fn keep_dst_keeps_copied_data() {
     let (a, b) = (lab.host("a"), lab.host("b"));
     let (args, _, _) = setup(&lab, "a", "stopped");
     let before = snapshot(a, false);
-    let mut cmd = a.command(&argv(&["--keep-dst"], &args));
-    cmd.env("VZFS_FAILPOINTS", "after:sync-1=fail");
-    let out = cmd.output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(25), "{err}");
+    let (code, err) = run_failpoints(
+        a,
+        &migrate_argv(&["--keep-dst"], &args),
+        "after:sync-1=fail",
+    );
+    assert_eq!(code, Some(25), "{err}");
     assert!(
         err.contains("undo sync-1 (keep the copied data (--keep-dst)): ok"),
         "{err}"
@@ -657,10 +595,8 @@ fn keep_dst_keeps_copied_data() {
     assert!(!a.path("/vz/lock/101.migrate-journal").exists());
     // the same failure without --keep-dst removes the copy
     b.sh_ok("rm -rf /vz/private/101").unwrap();
-    let mut cmd = a.command(&argv(&[], &args));
-    cmd.env("VZFS_FAILPOINTS", "after:sync-1=fail");
-    let out = cmd.output().unwrap();
-    assert_eq!(out.status.code(), Some(25));
+    let (code, _) = run_failpoints(a, &migrate_argv(&[], &args), "after:sync-1=fail");
+    assert_eq!(code, Some(25));
     assert!(
         !b.path("/vz/private/101").exists(),
         "copy left without --keep-dst"
@@ -677,10 +613,10 @@ fn verbose_logs_command_lines() {
     };
     let a = lab.host("a");
     let (args, _, _) = setup(&lab, "a", "running");
-    let quiet = a.run(&argv(&["--check-only"], &args)).unwrap();
+    let quiet = a.run(&migrate_argv(&["--check-only"], &args)).unwrap();
     assert!(quiet.success(), "{}", quiet.all());
     assert!(!quiet.stderr.contains("exec "), "{}", quiet.stderr);
-    let out = a.run(&argv(&["-v"], &args)).unwrap();
+    let out = a.run(&migrate_argv(&["-v"], &args)).unwrap();
     assert!(out.success(), "{}", out.all());
     let e = &out.stderr;
     for want in [
@@ -721,7 +657,7 @@ fn json_summary() {
     };
     // check only
     let out = a
-        .command(&argv(&["--json", "--check-only"], &args))
+        .command(&migrate_argv(&["--json", "--check-only"], &args))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
@@ -738,7 +674,7 @@ fn json_summary() {
     assert!(v["plan"].as_str().unwrap().contains("sync-1"), "{v}");
     assert_eq!(v["exit_code"], 0);
     // failed and undone
-    let mut cmd = a.command(&argv(&["--json"], &args));
+    let mut cmd = a.command(&migrate_argv(&["--json"], &args));
     cmd.env("VZFS_FAILPOINTS", "after:sync-1=fail");
     let out = cmd.output().unwrap();
     let v = parse(&out.stdout);
@@ -766,7 +702,10 @@ fn json_summary() {
         "{v}"
     );
     // migrated
-    let out = a.command(&argv(&["--json"], &args)).output().unwrap();
+    let out = a
+        .command(&migrate_argv(&["--json"], &args))
+        .output()
+        .unwrap();
     let v = parse(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{v}");
     assert_eq!(v["result"], "migrated", "{v}");
@@ -827,7 +766,7 @@ fn ip_in_use_on_target_exit_12() {
     // the target's own address
     let bip = b.ip().to_string();
     set_ip(&format!("10.200.1.4 {bip}/24"));
-    let out = a.run(&argv(&[], &args)).unwrap();
+    let out = a.run(&migrate_argv(&[], &args)).unwrap();
     assert_eq!(out.exit_code(), 12, "{}", out.all());
     assert!(
         out.stderr.contains("target b")
@@ -845,7 +784,7 @@ fn ip_in_use_on_target_exit_12() {
         "IP_ADDRESS=\"10.200.1.9 10.200.1.5\"\n",
     )
     .unwrap();
-    let out = a.run(&argv(&["--check-only"], &args)).unwrap();
+    let out = a.run(&migrate_argv(&["--check-only"], &args)).unwrap();
     assert_eq!(out.exit_code(), 12, "{}", out.all());
     assert!(
         out.stderr
@@ -856,7 +795,7 @@ fn ip_in_use_on_target_exit_12() {
     untouched("other container");
     // free: it migrates, the address goes with the config
     std::fs::remove_file(b.path("/etc/vz/conf/202.conf")).unwrap();
-    let out = a.run(&argv(&[], &args)).unwrap();
+    let out = a.run(&migrate_argv(&[], &args)).unwrap();
     assert!(out.success(), "{}", out.all());
     assert!(b
         .read_file("/etc/vz/conf/101.conf")

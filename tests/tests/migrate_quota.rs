@@ -5,9 +5,9 @@
 //! vzquota double), progress of the copy on a terminal (and only there),
 //! and retrying a failed `--keep-dst` migration over the data it kept.
 
-mod migrate_common;
-use migrate_common::*;
-use vzfs_lab::{Disk, Host, Lab};
+mod common;
+use common::*;
+use vzfs_lab::{Disk, Host};
 
 /// A 2nd-level quota (users' and groups' limits, grace and expiry times)
 /// in vzdqdump's format, loaded into the source's quota file.
@@ -46,72 +46,6 @@ fn enable_quota(a: &Host) -> String {
     d
 }
 
-/// `vzdqdump 101 -U -G -T -F` on `h`; None when `h` has no quota file of
-/// the container (exit 11, EC_NOQUOTAFILE).
-fn quota_dump(h: &Host) -> Option<String> {
-    let o = h.run(&["vzdqdump", CT, "-U", "-G", "-T", "-F"]).unwrap();
-    match o.exit_code() {
-        0 => Some(o.stdout),
-        11 => None,
-        c => panic!("vzdqdump on {}: exit {c}: {}", h.name(), o.all()),
-    }
-}
-
-struct Snapshot {
-    status: String,
-    conf: Vec<u8>,
-    sum: String,
-    quota: Option<String>,
-}
-
-fn snapshot(a: &Host, private: &str) -> Snapshot {
-    Snapshot {
-        status: status(a),
-        conf: std::fs::read(a.path("/etc/vz/conf/101.conf")).unwrap(),
-        sum: tree_sum(a, private),
-        quota: quota_dump(a),
-    }
-}
-
-/// The source is as it was (state, config bytes, data, quota), the target
-/// holds nothing of the container (config, private area, quota), no
-/// journal or lock is left.
-fn assert_undone(ctx: &str, lab: &Lab, before: &Snapshot) {
-    let (a, b) = (lab.host("a"), lab.host("b"));
-    let now = snapshot(a, "/vz/private/101");
-    assert_eq!(now.status, before.status, "{ctx}: source state changed");
-    assert_eq!(now.conf, before.conf, "{ctx}: source config changed");
-    assert_eq!(now.sum, before.sum, "{ctx}: source data changed");
-    assert_eq!(now.quota, before.quota, "{ctx}: source quota changed");
-    assert!(
-        !b.path("/etc/vz/conf/101.conf").exists(),
-        "{ctx}: target config left"
-    );
-    assert!(
-        !b.path("/vz/private/101").exists(),
-        "{ctx}: target private area left"
-    );
-    assert_eq!(quota_dump(b), None, "{ctx}: target quota left");
-    assert!(
-        !a.path("/vz/lock/101.migrate-journal").exists(),
-        "{ctx}: journal left"
-    );
-    assert!(!a.path("/vz/lock/101.lck").exists(), "{ctx}: lock left");
-    if before.status.contains("running") {
-        let log = a
-            .read_file("/vz/root/101/var/log/lab-workload.log")
-            .unwrap();
-        vzfs_lab::workload::check_log(&log).unwrap_or_else(|e| panic!("{ctx}: workload log: {e}"));
-    }
-}
-
-fn mig<'a>(head: &[&'a str], args: &'a [String]) -> Vec<&'a str> {
-    let mut v: Vec<&str> = vec!["vzfs-migrate"];
-    v.extend_from_slice(head);
-    v.extend(args.iter().map(String::as_str));
-    v
-}
-
 // ------------------------------------------------------------------ quota
 
 /// Shared container, running: the quota step runs after the second copy
@@ -126,7 +60,7 @@ fn quota_limits_arrive_on_target() {
     let (a, b) = (lab.host("a"), lab.host("b"));
     let (args, _, _) = setup(&lab, "a", "running");
     let src = enable_quota(a);
-    let out = a.run(&mig(&["-v"], &args)).unwrap();
+    let out = a.run(&migrate_argv(&["-v"], &args)).unwrap();
     assert!(out.success(), "{}", out.all());
     assert!(
         out.stderr.contains("step 6/8 quota:")
@@ -157,7 +91,7 @@ fn quota_follows_d2_handoff() {
     let (args, lun, _) = setup(&lab, "d2", "running");
     let lun: Disk = lun.unwrap();
     let src = enable_quota(a);
-    let out = a.run(&mig(&[], &args)).unwrap();
+    let out = a.run(&migrate_argv(&[], &args)).unwrap();
     assert!(out.success(), "{}", out.all());
     assert!(out.stderr.contains("step 3/7 quota:"), "{}", out.stderr);
     assert!(lun_mounted(b, &lun) && !lun_mounted(a, &lun));
@@ -182,8 +116,8 @@ fn quota_failure_exit_13_and_clean_undo() {
     // no quota file on the source: refused at the checks
     a.sh_ok("echo 'DISK_QUOTA=yes' >> /etc/vz/conf/101.conf")
         .unwrap();
-    let before = snapshot(a, "/vz/private/101");
-    let out = a.run(&mig(&[], &args)).unwrap();
+    let before = snapshot_with_quota(a);
+    let out = a.run(&migrate_argv(&[], &args)).unwrap();
     assert_eq!(out.exit_code(), 13, "{}", out.all());
     assert!(
         out.stderr
@@ -196,7 +130,7 @@ fn quota_failure_exit_13_and_clean_undo() {
         "a step ran: {}",
         out.stderr
     );
-    assert_undone("no source quota", &lab, &before);
+    assert_undone("no source quota", &lab, &before, None, None);
     a.sh_ok("sed -i '/^DISK_QUOTA=yes$/d' /etc/vz/conf/101.conf")
         .unwrap();
 
@@ -208,8 +142,8 @@ fn quota_failure_exit_13_and_clean_undo() {
          chmod 755 /usr/local/sbin/vzdqload",
     )
     .unwrap();
-    let before = snapshot(a, "/vz/private/101");
-    let out = a.run(&mig(&[], &args)).unwrap();
+    let before = snapshot_with_quota(a);
+    let out = a.run(&migrate_argv(&[], &args)).unwrap();
     let err = &out.stderr;
     assert_eq!(out.exit_code(), 13, "{}", out.all());
     assert!(
@@ -226,15 +160,17 @@ fn quota_failure_exit_13_and_clean_undo() {
         "prepare-dst",
         "copy-config",
     ] {
+        // stricter than common::step_undone: each of these steps did
+        // something, so "nothing to do" is not accepted here
         assert!(err.contains(&format!("undo {step} (")), "{step}: {err}");
     }
     assert!(!err.contains("FAILED"), "{err}");
-    assert_undone("vzdqload fails", &lab, &before);
+    assert_undone("vzdqload fails", &lab, &before, None, None);
 
     // DISK_QUOTA=no: no quota step, the broken vzdqload is never called
     a.sh_ok("sed -i 's/^DISK_QUOTA=yes$/DISK_QUOTA=no/' /etc/vz/conf/101.conf")
         .unwrap();
-    let out = a.run(&mig(&[], &args)).unwrap();
+    let out = a.run(&migrate_argv(&[], &args)).unwrap();
     assert!(out.success(), "{}", out.all());
     assert!(!out.stderr.contains("quota"), "{}", out.stderr);
     assert_eq!(quota_dump(b), None);
@@ -311,7 +247,7 @@ fn keep_dst_retry_copies_over_kept_data() {
     // foreign data, no marker: refused (exit 9), untouched
     b.sh_ok("mkdir -p /vz/private/101 && echo theirs > /vz/private/101/foreign")
         .unwrap();
-    let out = a.run(&mig(&["--keep-dst"], &args)).unwrap();
+    let out = a.run(&migrate_argv(&["--keep-dst"], &args)).unwrap();
     assert_eq!(out.exit_code(), 9, "{}", out.all());
     assert!(
         out.stderr.contains("/vz/private/101: is not empty"),
@@ -322,15 +258,12 @@ fn keep_dst_retry_copies_over_kept_data() {
     b.sh_ok("rm -rf /vz/private/101").unwrap();
 
     // a failed --keep-dst run keeps the copy and marks it
-    let mut cmd = a.command(&mig(&["--keep-dst"], &args));
-    cmd.env("VZFS_FAILPOINTS", "after:sync-1=fail");
-    let out = cmd.output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(25),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (code, err) = run_failpoints(
+        a,
+        &migrate_argv(&["--keep-dst"], &args),
+        "after:sync-1=fail",
     );
+    assert_eq!(code, Some(25), "{err}");
     let kept = tree_sum(b, "/vz/private/101");
     assert_eq!(kept, tree_sum(a, "/vz/private/101"));
     let m = b.read_file(marker).expect("marker");
@@ -342,7 +275,7 @@ fn keep_dst_retry_copies_over_kept_data() {
     // a marker of another source: refused, the kept data untouched
     b.write_file(marker, &m.replace("source=a", "source=x"))
         .unwrap();
-    let out = a.run(&mig(&[], &args)).unwrap();
+    let out = a.run(&migrate_argv(&[], &args)).unwrap();
     assert_eq!(out.exit_code(), 9, "{}", out.all());
     assert_eq!(tree_sum(b, "/vz/private/101"), kept);
     b.write_file(marker, &m).unwrap();
@@ -352,7 +285,7 @@ fn keep_dst_retry_copies_over_kept_data() {
              cp -a /vz/private/101.x/. /vz/private/101/ && rm -rf /vz/private/101.x",
     )
     .unwrap();
-    let out = a.run(&mig(&[], &args)).unwrap();
+    let out = a.run(&migrate_argv(&[], &args)).unwrap();
     assert_eq!(out.exit_code(), 9, "{}", out.all());
     assert!(
         out.stderr
@@ -364,16 +297,19 @@ fn keep_dst_retry_copies_over_kept_data() {
     // mark the new area as a failed run would have
     b.sh_ok("rm -rf /vz/private/101 /vz/private/.vzfs-keep-dst.101")
         .unwrap();
-    let mut cmd = a.command(&mig(&["--keep-dst"], &args));
-    cmd.env("VZFS_FAILPOINTS", "after:sync-1=fail");
-    assert_eq!(cmd.output().unwrap().status.code(), Some(25));
+    let (code, _) = run_failpoints(
+        a,
+        &migrate_argv(&["--keep-dst"], &args),
+        "after:sync-1=fail",
+    );
+    assert_eq!(code, Some(25));
     assert!(b.path(marker).exists());
 
     // the source changes meanwhile; the retry copies over the kept data
     a.sh_ok("cd /vz/private/101 && rm data/a-link && echo new > data/new")
         .unwrap();
     let want = tree_sum(a, "/vz/private/101");
-    let out = a.run(&mig(&[], &args)).unwrap();
+    let out = a.run(&migrate_argv(&[], &args)).unwrap();
     assert!(out.success(), "{}", out.all());
     assert_eq!(tree_sum(b, "/vz/private/101"), want, "retry result");
     assert!(!b.path("/vz/private/101/data/a-link").exists());

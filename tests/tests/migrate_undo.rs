@@ -7,15 +7,13 @@
 //! (SIGKILL) is finished by `--recover`, and a new migration refuses to
 //! start while a journal exists.
 
-mod migrate_common;
-use migrate_common::*;
-use vzfs_lab::{Disk, Host, Lab};
+mod common;
+use common::*;
+use vzfs_lab::Host;
 
 /// Pre-commit step names of the plan, from `--check-only`.
 fn plan_steps(a: &Host, args: &[String]) -> Vec<String> {
-    let mut v: Vec<&str> = vec!["vzfs-migrate", "--check-only"];
-    v.extend(args.iter().map(String::as_str));
-    let out = a.run(&v).unwrap();
+    let out = a.run(&migrate_argv(&["--check-only"], args)).unwrap();
     assert!(out.success(), "check-only failed: {}", out.all());
     let mut steps = Vec::new();
     for line in out.stdout.lines() {
@@ -33,68 +31,6 @@ fn plan_steps(a: &Host, args: &[String]) -> Vec<String> {
     steps
 }
 
-struct Snapshot {
-    status: String,
-    conf: Vec<u8>,
-    sum: String,
-}
-
-fn snapshot(a: &Host, insulated_stopped: bool) -> Snapshot {
-    let status = status(a);
-    let conf = std::fs::read(a.path("/etc/vz/conf/101.conf")).unwrap();
-    if insulated_stopped {
-        a.vzctl(&["mount", CT]).unwrap().ok().unwrap();
-    }
-    let sum = tree_sum(a, "/vz/private/101");
-    if insulated_stopped {
-        a.vzctl(&["umount", CT]).unwrap().ok().unwrap();
-    }
-    Snapshot { status, conf, sum }
-}
-
-fn assert_untouched(
-    ctx: &str,
-    lab: &Lab,
-    before: &Snapshot,
-    src: Option<&Disk>,
-    dst: Option<&Disk>,
-) {
-    let (a, b) = (lab.host("a"), lab.host("b"));
-    let insulated_stopped = src.is_some() && before.status.contains("unmounted");
-    let now = snapshot(a, insulated_stopped);
-    assert_eq!(now.status, before.status, "{ctx}: source state changed");
-    assert_eq!(now.conf, before.conf, "{ctx}: source config changed");
-    assert_eq!(now.sum, before.sum, "{ctx}: source data changed");
-    assert!(
-        !b.path("/etc/vz/conf/101.conf").exists(),
-        "{ctx}: target config left"
-    );
-    assert!(
-        !b.path("/vz/private/101").exists(),
-        "{ctx}: target private area left"
-    );
-    assert!(
-        !b.path("/vz/dump/Dump.101").exists(),
-        "{ctx}: target dump left"
-    );
-    assert!(
-        !a.path("/vz/lock/101.migrate-journal").exists(),
-        "{ctx}: journal left"
-    );
-    assert!(!a.path("/vz/lock/101.lck").exists(), "{ctx}: lock left");
-    for d in [src, dst].into_iter().flatten() {
-        if d.try_device("b").is_some() {
-            assert!(!lun_mounted(b, d), "{ctx}: device mounted on the target");
-        }
-    }
-    if before.status.contains("running") {
-        let log = a
-            .read_file("/vz/root/101/var/log/lab-workload.log")
-            .unwrap();
-        vzfs_lab::workload::check_log(&log).unwrap_or_else(|e| panic!("{ctx}: workload log: {e}"));
-    }
-}
-
 fn matrix(kind: &str, state: &str, online: bool) -> usize {
     let name = format!(
         "migrate_undo_{kind}_{state}{}",
@@ -109,18 +45,14 @@ fn matrix(kind: &str, state: &str, online: bool) -> usize {
     let steps = plan_steps(a, &args);
     let before = snapshot(a, src.is_some() && state == "stopped");
     // --check-only changed nothing
-    assert_untouched(
+    assert_undone(
         &format!("{kind}/{state} check-only"),
         &lab,
         &before,
         src.as_ref(),
         dst.as_ref(),
     );
-    let argv: Vec<&str> = [
-        &["vzfs-migrate"][..],
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-    ]
-    .concat();
+    let argv = migrate_argv(&[], &args);
     for (n, step) in steps.iter().enumerate() {
         // the last step before the commit starts the container on the
         // target: make it fail at its start (after it, it is committed)
@@ -135,38 +67,26 @@ fn matrix(kind: &str, state: &str, online: bool) -> usize {
             "{kind}/{state}{} fail {fp}",
             if online { " online" } else { "" }
         );
-        let mut cmd = a.command(&argv);
-        cmd.env("VZFS_FAILPOINTS", format!("{fp}=fail"));
-        let out = cmd.output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr).to_string();
-        assert_eq!(out.status.code(), Some(25), "{ctx}: {err}");
+        let (code, err) = run_failpoints(a, &argv, &format!("{fp}=fail"));
+        assert_eq!(code, Some(25), "{ctx}: {err}");
         assert!(
             err.contains(&format!("failpoint {fp} triggered")),
             "{ctx}: {err}"
         );
         if !starts_target {
             assert!(
-                err.contains(&format!("undo {step} ("))
-                    || err.contains(&format!("step {step}: nothing to do")),
+                step_undone(&err, step),
                 "{ctx}: the failed step was not undone: {err}"
             );
         }
         assert!(!err.contains("FAILED"), "{ctx}: an undo failed: {err}");
-        assert_untouched(&ctx, &lab, &before, src.as_ref(), dst.as_ref());
+        assert_undone(&ctx, &lab, &before, src.as_ref(), dst.as_ref());
     }
     // a failure right after the commit is not undone: --recover finishes it
-    let mut cmd = a.command(&argv);
-    cmd.env("VZFS_FAILPOINTS", "before:finish-src=fail");
-    let out = cmd.output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(
-        out.status.code(),
-        Some(23),
-        "{kind}/{state} after commit: {err}"
-    );
+    let (code, err) = run_failpoints(a, &argv, "before:finish-src=fail");
+    assert_eq!(code, Some(23), "{kind}/{state} after commit: {err}");
     assert!(err.contains("committed"), "{err}");
-    let rec = a.run(&["vzfs-migrate", "--recover", CT]).unwrap();
-    assert!(rec.success(), "{}", rec.all());
+    recover(a);
     assert_eq!(status(lab.host("b")), expected_status(state));
     assert!(a.path("/etc/vz/conf/101.conf.migrated").exists());
     lab.teardown().unwrap();
@@ -213,32 +133,20 @@ fn migrate_recover_after_crash() {
     let a = lab.host("a");
     let (args, src, dst) = setup(&lab, "d2", "running");
     let before = snapshot(a, false);
-    let argv: Vec<&str> = [
-        &["vzfs-migrate"][..],
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-    ]
-    .concat();
-    let mut cmd = a.command(&argv);
-    cmd.env("VZFS_FAILPOINTS", "after:dst-device-mount=crash");
-    let out = cmd.output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        None,
-        "expected death by SIGKILL: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let argv = migrate_argv(&[], &args);
+    let (code, err) = run_failpoints(a, &argv, "after:dst-device-mount=crash");
+    assert_eq!(code, None, "expected death by SIGKILL: {err}");
     assert!(a.path("/vz/lock/101.migrate-journal").exists());
     let again = a.run(&argv).unwrap();
     assert_eq!(again.exit_code(), 20, "{}", again.all());
     assert!(again.stderr.contains("--recover 101"), "{}", again.all());
-    let rec = a.run(&["vzfs-migrate", "--recover", "101"]).unwrap();
-    assert!(rec.success(), "{}", rec.all());
+    let rec = recover(a);
     assert!(
         rec.stderr.contains("undo dst-device-mount"),
         "{}",
         rec.all()
     );
-    assert_untouched(
+    assert_undone(
         "recover after crash",
         &lab,
         &before,
@@ -257,24 +165,16 @@ fn migrate_undo_failure_then_recover() {
     let a = lab.host("a");
     let (args, src, dst) = setup(&lab, "b", "running");
     let before = snapshot(a, false);
-    let argv: Vec<&str> = [
-        &["vzfs-migrate"][..],
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-    ]
-    .concat();
-    let mut cmd = a.command(&argv);
-    cmd.env("VZFS_FAILPOINTS", "after:sync-2=fail;undo:stop-src=fail");
-    let out = cmd.output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(23), "{err}");
+    let argv = migrate_argv(&[], &args);
+    let (code, err) = run_failpoints(a, &argv, "after:sync-2=fail;undo:stop-src=fail");
+    assert_eq!(code, Some(23), "{err}");
     assert!(
         err.contains("undo stop-src (vzctl start on the source): FAILED"),
         "{err}"
     );
     assert!(err.contains("--recover 101"), "{err}");
-    let rec = a.run(&["vzfs-migrate", "--recover", "101"]).unwrap();
-    assert!(rec.success(), "{}", rec.all());
-    assert_untouched(
+    recover(a);
+    assert_undone(
         "undo failure then recover",
         &lab,
         &before,
@@ -298,11 +198,7 @@ fn migrate_refusals() {
     let dev = dst.as_ref().unwrap().device("b").display().to_string();
     b.sh_ok(&format!("mkdir -p /var/tmp/x && mount {dev} /var/tmp/x"))
         .unwrap();
-    let argv: Vec<&str> = [
-        &["vzfs-migrate"][..],
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-    ]
-    .concat();
+    let argv = migrate_argv(&[], &args);
     let out = a.run(&argv).unwrap();
     assert_eq!(out.exit_code(), 21, "{}", out.all());
     assert!(
@@ -358,6 +254,6 @@ fn migrate_refusals() {
         "{}",
         out.all()
     );
-    assert_untouched("refusals", &lab, &before, src.as_ref(), dst.as_ref());
+    assert_undone("refusals", &lab, &before, src.as_ref(), dst.as_ref());
     lab.teardown().unwrap();
 }
