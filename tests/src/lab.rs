@@ -16,8 +16,10 @@
 //!   a devpts instance and the host's own loop devices, with
 //!   `/dev/disk/by-id/lab-<disk>`, `by-uuid` and `by-label` links).
 //!   `/etc/hosts` and `/etc/ssh/ssh_config` are bind mounts of lab files, and
-//!   `/root/.ssh` (if the machine has one) is hidden by an empty tmpfs, so ssh
-//!   inside a host uses only the lab's key and known_hosts.
+//!   `/root` is an empty tmpfs, as on a node of its own: ssh inside a host
+//!   uses only the lab's key and known_hosts, and the machine's own
+//!   `~/.bashrc` (which bash reads for every command sshd runs) does not
+//!   slow down or change the hosts' remote commands.
 //! * The machine itself gets two empty directories, `/etc/vz` and `/vz`, as
 //!   mount points (created if missing; nothing is ever written into them
 //!   outside a host's namespace).
@@ -887,7 +889,7 @@ mount -t tmpfs -o mode=1777 lab-var-tmp /var/tmp
 mount -t tmpfs -o mode=0755 lab-bin /usr/local/sbin
 {links}mount --bind {hosts} /etc/hosts
 mount --bind {sshcfg} /etc/ssh/ssh_config
-if [ -d /root/.ssh ]; then mount -t tmpfs -o mode=0700 lab-root-ssh /root/.ssh; fi
+mount -t tmpfs -o mode=0700 lab-root /root
 mount -t tmpfs -o mode=0755,nosuid lab-dev /dev
 mknod -m 666 /dev/null c 1 3
 mknod -m 666 /dev/zero c 1 5
