@@ -110,7 +110,7 @@ Sections:
   --no-disk       skip section `hook-disk`
   --no-mmp        skip section `hook-mmp`
   --no-migrate    skip sections `migrate-d2` and `migrate-copy`
-  --migrate-runs N  measured rounds in the migrate sections (default 7)
+  --migrate-runs N  measured rounds in the migrate sections (default 15)
   --d2-mib N      1x data of the d2 container (default 20; 10x = 200)
   --copy-mib N    data in the copied container (default 256)
   --copy-files N  files holding it (default 4000)
@@ -133,7 +133,7 @@ fn parse_opts() -> Result<Opts, String> {
         disk_dir: PathBuf::from("/var/tmp"),
         also_hook: None,
         migrate: true,
-        migrate_runs: 7,
+        migrate_runs: 15,
         d2_mib: 20,
         copy_mib: 256,
         copy_files: 4000,
