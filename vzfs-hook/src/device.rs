@@ -431,6 +431,34 @@ pub fn resolve(spec: &DeviceSpec) -> Result<Device> {
     }
 }
 
+/// Whether the device `dev` (e.g. what mountinfo shows on a mount point)
+/// is the one `spec` names. For `UUID=`/`LABEL=` this reads only that
+/// device's superblock instead of scanning every device of the node (the
+/// full scan, with its ambiguity check, is for [`resolve`] before a mount).
+/// `Ok(None)` when it is not; the device when it is.
+pub fn identify(spec: &DeviceSpec, dev: DevNum) -> Result<Option<Device>> {
+    match spec {
+        DeviceSpec::Path(_) => {
+            let d = resolve(spec)?;
+            Ok((d.dev == dev).then_some(d))
+        }
+        DeviceSpec::Uuid(_) | DeviceSpec::Label(_) => {
+            let Some(node) = node_for(dev) else {
+                return Ok(None);
+            };
+            let Probe::Fs(fs) = probe(&node)? else {
+                return Ok(None);
+            };
+            let hit = match spec {
+                DeviceSpec::Uuid(u) => fs.uuid.as_deref() == Some(u.as_str()),
+                DeviceSpec::Label(l) => fs.label.as_deref() == Some(l.as_str()),
+                DeviceSpec::Path(_) => false,
+            };
+            Ok(hit.then_some(Device { node, dev }))
+        }
+    }
+}
+
 /// True when nothing on this node holds the device exclusively (a mounted
 /// filesystem in any mount namespace does). Uses `open(O_EXCL)` on the node.
 pub fn is_released(node: &Path) -> Result<bool> {

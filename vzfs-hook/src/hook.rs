@@ -537,21 +537,20 @@ pub fn postumount(sys: &dyn Sys, _etc: &VzEtc, ct: &CtFs) -> Result<Outcome> {
         ));
         return Ok(Outcome::NotMounted { path: canon });
     };
-    let dev = device::resolve(&dc.spec)?;
-    // Held (not exclusively) until the end: the release check's open/close
-    // below then is not the device's last close, which would flush and drop
-    // its cache a second time.
-    let _hold = device::Reader::open(&dev.node)?;
-    if top.dev != dev.dev {
+    let Some(dev) = device::identify(&dc.spec, top.dev)? else {
         return Err(Error::refused(format!(
             "CT {}: {} has {} ({}) mounted on it, not VE_DEVICE {}; leaving it alone: check VE_DEVICE and unmount it by hand",
             ct.ctid,
             canon.display(),
             top.source,
             top.dev,
-            dev
+            dc.spec
         )));
-    }
+    };
+    // Held (not exclusively) until the end: the release check's open/close
+    // below then is not the device's last close, which would flush and drop
+    // its cache a second time.
+    let _hold = device::Reader::open(&dev.node)?;
     let others: Vec<String> = table
         .by_dev(dev.dev)
         .filter(|e| e.mount_point != canon)

@@ -313,6 +313,15 @@ fn device_resolution_errors_and_uuid_label() {
             0,
             "postumount by UUID",
         );
+        // By UUID, postumount identifies what is mounted by its superblock:
+        // another filesystem on VE_PRIVATE is refused and left alone.
+        let other = w.disk("o", "ext4", &[]);
+        sh(&format!("mount {} /vz/private/900", other.display()));
+        let r = w.vzctl_hook("vps.postumount", "900");
+        assert_code(&r, 4, "postumount of a filesystem with another UUID");
+        assert!(r.stderr.contains(&format!("UUID={uuid}")), "{}", r.stderr);
+        assert_eq!(mounts_of(&other).len(), 1);
+        sh("umount /vz/private/900");
         w.ct_conf("900", "VE_DEVICE=\"LABEL=ct900\"\n");
         assert_code(&w.vzctl_hook("vps.premount", "900"), 0, "premount by LABEL");
         assert_code(
