@@ -610,6 +610,17 @@ fn shell_code(value: &str) -> Option<&'static str> {
     None
 }
 
+/// A [`ConfigError::BadValue`] for `key` = `value`: what is wrong, and the fix.
+fn bad_value(key: &str, value: &Value, problem: String, fix: String) -> ConfigError {
+    ConfigError::BadValue {
+        path: value.origin.path.clone(),
+        line: value.origin.line,
+        key: key.to_string(),
+        value: value.raw.clone(),
+        problem: format!("{problem}; {fix}"),
+    }
+}
+
 /// The shell-code check applied to one value of `key` (see the module docs).
 pub fn check_literal(key: &str, value: &Value) -> Result<(), ConfigError> {
     if let Some(found) = shell_code(&value.raw) {
@@ -620,13 +631,7 @@ pub fn check_literal(key: &str, value: &Value) -> Result<(), ConfigError> {
             found,
         });
     }
-    let bad = |problem: String, fix: String| ConfigError::BadValue {
-        path: value.origin.path.clone(),
-        line: value.origin.line,
-        key: key.to_string(),
-        value: value.raw.clone(),
-        problem: format!("{problem}; {fix}"),
-    };
+    let bad = |problem: String, fix: String| bad_value(key, value, problem, fix);
     if value.quoting == Quoting::None && value.raw.contains([' ', '\t']) {
         return Err(bad(
             "an unquoted value with a blank: vzctl takes all of it (a '# comment' too), a shell would not".into(),
@@ -804,13 +809,7 @@ impl VzConfig {
             return Ok(None);
         };
         let refs = count_veid_refs(&v.raw);
-        let bad = |problem: String, fix: String| ConfigError::BadValue {
-            path: v.origin.path.clone(),
-            line: v.origin.line,
-            key: key.to_string(),
-            value: v.raw.clone(),
-            problem: format!("{problem}; {fix}"),
-        };
+        let bad = |problem: String, fix: String| bad_value(key, v, problem, fix);
         let out = match key {
             "VE_ROOT" | "VE_PRIVATE" => {
                 if refs > 1 {

@@ -5,7 +5,7 @@
 //! [`premount`] / [`postumount`] do every check, under the container's vzfs
 //! lock, and report one line per action.
 
-use crate::config::{VzConfig, VzEtc};
+use crate::config::{ConfigFile, VzConfig, VzEtc};
 use crate::device::{self, Device, DeviceSpec, FsInfo, Probe};
 use crate::error::{Error, Result};
 use crate::fsck::{self, FsckMode};
@@ -47,6 +47,9 @@ pub struct CtFs {
     pub lockdir: PathBuf,
     /// `VZFS_VERBOSE` from the config, if set.
     pub verbosity: Option<u8>,
+    /// The global `vz.conf` as already read, so premount's check of the
+    /// other containers' areas does not read it again; `None`: read it then.
+    pub global: Option<ConfigFile>,
 }
 
 fn origin_of(cfg: &VzConfig, key: &str) -> String {
@@ -134,6 +137,7 @@ impl CtFs {
             device,
             lockdir,
             verbosity,
+            global: Some(cfg.global().clone()),
         })
     }
 }
@@ -183,7 +187,7 @@ fn container_areas(etc: &VzEtc, ct: &CtFs) -> Result<Vec<(String, &'static str, 
     if let Some(r) = &ct.root {
         push(&ct.ctid, "VE_ROOT", r.clone());
     }
-    for (id, cfg) in other_containers(etc, &ct.ctid)? {
+    for (id, cfg) in other_containers(etc, ct)? {
         for key in ["VE_PRIVATE", "VE_ROOT"] {
             if let Ok(Some(p)) = cfg.path_value(key) {
                 push(&id, key, p);
@@ -194,13 +198,14 @@ fn container_areas(etc: &VzEtc, ct: &CtFs) -> Result<Vec<(String, &'static str, 
 }
 
 /// The merged configuration of every other container in the scripts directory.
-fn other_containers(etc: &VzEtc, own: &str) -> Result<Vec<(String, VzConfig)>> {
-    let global = match crate::config::read(&etc.global_conf()) {
-        Ok(g) => g,
-        Err(_) => crate::config::ConfigFile {
+fn other_containers(etc: &VzEtc, ct: &CtFs) -> Result<Vec<(String, VzConfig)>> {
+    let own = ct.ctid.as_str();
+    let global = match &ct.global {
+        Some(g) => g.clone(),
+        None => crate::config::read(&etc.global_conf()).unwrap_or_else(|_| ConfigFile {
             path: etc.global_conf(),
             entries: Vec::new(),
-        },
+        }),
     };
     let dir = etc.scripts_dir();
     let rd = std::fs::read_dir(&dir).map_err(|e| Error::io("list container configs", &dir, e))?;

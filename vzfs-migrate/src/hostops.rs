@@ -188,6 +188,7 @@ pub fn adhoc_fs(ctid: u32, lockdir: &Path, spec: &str, path: &Path) -> Result<Ct
         }),
         lockdir: lockdir.to_path_buf(),
         verbosity: None,
+        global: None,
     })
 }
 
