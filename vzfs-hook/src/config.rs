@@ -30,16 +30,20 @@
 //! 4. **Split at the first `=`.** The key is everything before it, *untrimmed*
 //!    (vzctl looks `"KEY "` up verbatim, does not know it and ignores the line
 //!    with a warning). A line without `=` is skipped by vzctl with
-//!    "Warning: can't parse FILE:LINE ('=' not found)". vzfs refuses both: a
-//!    line without `=` and a key that is not a plain name
-//!    (`[A-Za-z_][A-Za-z0-9_]*`: no spaces around `=`, no `export`) are a
-//!    [`ConfigError::Syntax`] naming file and line, because silently dropping a
-//!    line that was meant to set `VE_DEVICE` would mount the wrong thing.
+//!    "Warning: can't parse FILE:LINE ('=' not found)". vzfs skips the same
+//!    lines (with a debug message naming file and line), so a container that
+//!    vzctl starts is not stopped by a line vzctl ignores (`export FOO=bar`,
+//!    a stray word). Except when the line was evidently meant for a key vzfs
+//!    uses ([`OWN_KEYS`]: `export VE_DEVICE=...`, `VE_DEVICE = ...`,
+//!    `VE_DEVICE /dev/sdb`): silently dropping a line meant to set
+//!    `VE_DEVICE` would start the container on the node's own disk, so that is
+//!    a [`ConfigError::Syntax`] naming file and line and the fix.
 //! 5. **Values.** If the first character after `=` is `"`, the value is
 //!    everything after it up to the *last* `"` on the line; whatever follows
 //!    that quote is dropped (`KEY="a" # note` gives `a`, `KEY="a"b"` gives
 //!    `a"b`). Without a closing quote vzctl skips the line ("unmatched
-//!    quotes"); vzfs refuses it. Any other value is taken verbatim up to the
+//!    quotes"); vzfs skips it too, and refuses it for a key of [`OWN_KEYS`].
+//!    Any other value is taken verbatim up to the
 //!    end of the line, including leading blanks and a `# comment`
 //!    (`KEY= x # y` gives ` x # y`). vzctl gives single quotes no meaning.
 //! 6. **Single quotes (our extension).** Admins who wrote the seed's shell
@@ -71,8 +75,17 @@
 //!    what the seed's `source` did.
 //! 10. **Not mirrored:** vzctl reads with a buffer of the file's size, so a
 //!     file made of one line without a final newline loses its last
-//!     character; vzctl also stops at a NUL byte. vzfs reads the whole line
-//!     and refuses NUL bytes.
+//!     character; vzctl also stops at a NUL byte. vzfs reads the whole line;
+//!     a line with a NUL byte is skipped, and refused for a key of
+//!     [`OWN_KEYS`].
+//!
+//! # Reading is bounded
+//!
+//! A config file is opened with `O_NONBLOCK` (a FIFO cannot hang the open),
+//! checked with `fstat` to be a regular file (not a FIFO, a device such as
+//! `/dev/zero`, a directory), and read up to [`MAX_CONFIG_BYTES`]; anything
+//! else is an error naming the file ([`read_bounded`]). Values shown in
+//! messages are cut ([`crate::text::value`]).
 //!
 //! # Nothing is ever evaluated as shell
 //!
@@ -123,6 +136,24 @@ pub const VZFS_KEYS: &[&str] = &[
     "DUMPDIR",
 ];
 
+/// Every key whose value vzfs reads: a malformed line meant for one of them
+/// is an error, not a skipped line.
+pub const OWN_KEYS: &[&str] = &[
+    "VE_PRIVATE",
+    "VE_ROOT",
+    "VE_DEVICE",
+    "VE_DEVICE_FSTYPE",
+    "VE_DEVICE_OPTIONS",
+    "VE_DEVICE_FSCK",
+    "VE_DUMP_DEVICE",
+    "LOCKDIR",
+    "DUMPDIR",
+    "VZFS_VERBOSE",
+];
+
+/// The largest config file vzfs reads (vzctl's files are a few KiB).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 /// Keys vzfs relies on that vzctl reads itself: vzctl and vzfs must agree on
 /// their value, so vzfs' single-quote extension is refused for them.
 pub const VZCTL_PATH_KEYS: &[&str] = &["VE_PRIVATE", "VE_ROOT", "LOCKDIR", "DUMPDIR"];
@@ -138,6 +169,14 @@ pub enum ConfigError {
         path: PathBuf,
         error: io::Error,
     },
+
+    /// A config path that is not a regular file (a FIFO, a device, ...).
+    #[error("{}: {what}, not a regular file; a vzctl config must be a plain file: replace it (vzfs does not read it)", crate::text::path(path))]
+    NotRegular { path: PathBuf, what: &'static str },
+
+    /// A config file larger than [`MAX_CONFIG_BYTES`].
+    #[error("{}: {size} bytes, more than the {max} bytes a config file may have; it is probably not a config file: check it", crate::text::path(path))]
+    TooLarge { path: PathBuf, size: u64, max: u64 },
 
     /// The container's own config file does not exist.
     #[error(
@@ -183,8 +222,8 @@ pub enum ConfigError {
 
     /// A key set twice in one file with different values.
     #[error(
-        "{}: {key} is set on line {first_line} ({first:?}) and again on line {line} ({second:?}); vzctl uses the first, a shell the last: keep only one",
-        path.display()
+        "{}: {key} is set on line {first_line} ({}) and again on line {line} ({}); vzctl uses the first, a shell the last: keep only one",
+        path.display(), crate::text::value(first), crate::text::value(second)
     )]
     ConflictingDuplicate {
         path: PathBuf,
@@ -196,7 +235,7 @@ pub enum ConfigError {
     },
 
     /// A value that is syntactically fine but unusable for this key.
-    #[error("{}:{line}: {key}={value:?}: {problem}", path.display())]
+    #[error("{}:{line}: {key}={}: {problem}", path.display(), crate::text::value(value))]
     BadValue {
         path: PathBuf,
         line: usize,
@@ -406,6 +445,8 @@ fn valid_key(key: &str) -> bool {
 /// What one line holds.
 enum Line<'a> {
     Skip,
+    /// A line vzctl skips (and so does vzfs): why, for the debug message.
+    Ignored(String),
     Assign {
         key: &'a str,
         value: &'a str,
@@ -416,25 +457,45 @@ enum Line<'a> {
 /// The problem with a malformed line: (what is wrong, what to do).
 type LineProblem = (String, String);
 
+/// The key of [`OWN_KEYS`] a malformed line was evidently meant to set:
+/// its first word, without `export` and blanks.
+fn meant_for_own_key(s: &str) -> Option<&'static str> {
+    let s = s.trim_start_matches(c_space);
+    let s = s
+        .strip_prefix("export")
+        .filter(|r| r.starts_with(c_space))
+        .map(|r| r.trim_start_matches(c_space))
+        .unwrap_or(s);
+    let word_end = s.find(|c: char| c == '=' || c_space(c)).unwrap_or(s.len());
+    let word = &s[..word_end];
+    OWN_KEYS.iter().copied().find(|k| *k == word)
+}
+
 /// Parse one line (without its `\n`) that vzctl's `unescapestr()` already
-/// processed.
+/// processed. Lines vzctl skips are [`Line::Ignored`], unless they were
+/// meant for a key of [`OWN_KEYS`] (an error).
 fn parse_unescaped(s: &str) -> Result<Line<'_>, LineProblem> {
     let s = s.trim_start_matches(c_space);
     if s.is_empty() || s.starts_with('#') {
         return Ok(Line::Skip);
     }
     let s = s.trim_end_matches(c_space);
+    let own = meant_for_own_key(s);
+    let skip_or_refuse = |problem: String, fix: String| match own {
+        Some(_) => Err((problem, fix)),
+        None => Ok(Line::Ignored(problem)),
+    };
     if s.contains('\0') {
-        return Err((
+        return skip_or_refuse(
             "the line contains a NUL byte".into(),
             "remove it (the file is probably damaged)".into(),
-        ));
+        );
     }
     let Some(eq) = s.find('=') else {
-        return Err((
-            format!("no '=' in {s:?}"),
+        return skip_or_refuse(
+            format!("no '=' in {}", crate::text::value(s)),
             "write KEY=\"value\", or start the line with '#' to make it a comment".into(),
-        ));
+        );
     };
     let key = &s[..eq];
     if !valid_key(key) {
@@ -444,17 +505,15 @@ fn parse_unescaped(s: &str) -> Result<Line<'_>, LineProblem> {
             .filter(|r| r.starts_with(c_space))
         {
             format!(
-                "drop 'export' and write {}=\"...\"",
+                "drop 'export' and write {}=\"...\" (vzctl ignores this line)",
                 rest.trim_start_matches(c_space)
             )
         } else if trimmed != key && valid_key(trimmed) {
-            format!(
-                "write {trimmed}=\"...\" without blanks around '=' (vzctl would ignore this line)"
-            )
+            format!("write {trimmed}=\"...\" without blanks around '=' (vzctl ignores this line)")
         } else {
             "a key is letters, digits and '_', not starting with a digit".into()
         };
-        return Err((format!("invalid key name {key:?}"), fix));
+        return skip_or_refuse(format!("invalid key name {}", crate::text::value(key)), fix);
     }
     let rest = &s[eq + 1..];
     for (q, quoting) in [('"', Quoting::Double), ('\'', Quoting::Single)] {
@@ -465,10 +524,12 @@ fn parse_unescaped(s: &str) -> Result<Line<'_>, LineProblem> {
                     value: &inner[..end],
                     quoting,
                 }),
-                None => Err((
+                None => skip_or_refuse(
                     format!("unterminated quote: {key} starts with {q} but has no closing {q}"),
-                    format!("add the closing {q} at the end of the value"),
-                )),
+                    format!(
+                        "add the closing {q} at the end of the value (vzctl ignores this line)"
+                    ),
+                ),
             };
         }
     }
@@ -487,6 +548,11 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
         let unescaped = unescape(line);
         match parse_unescaped(&unescaped) {
             Ok(Line::Skip) => {}
+            Ok(Line::Ignored(why)) => crate::log::debug(&format!(
+                "{}:{}: line skipped, as vzctl skips it: {why}",
+                crate::text::path(path),
+                i + 1
+            )),
             Ok(Line::Assign {
                 key,
                 value,
@@ -522,8 +588,64 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
 /// not UTF-8 is accepted as long as the lines of [`VZFS_KEYS`] are (a Latin-1
 /// `DESCRIPTION` must not stop a container); other lines are read lossily.
 pub fn read(path: &Path) -> Result<ConfigFile, ConfigError> {
-    let bytes = fs::read(path).map_err(|e| io_err("read", path, e))?;
+    let bytes = read_bounded(path)?;
     parse_bytes(path, &bytes)
+}
+
+/// Reads a config file safely: opened with `O_NONBLOCK` (a FIFO does not
+/// hang the open), `fstat` says it is a regular file, at most
+/// [`MAX_CONFIG_BYTES`] are read. A missing file is an
+/// [`io::ErrorKind::NotFound`] [`ConfigError::Io`].
+pub fn read_bounded(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    use std::io::Read;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| io_err("open", path, e))?;
+    let meta = file.metadata().map_err(|e| io_err("stat", path, e))?;
+    let ft = meta.file_type();
+    if !ft.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        let what = if ft.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if ft.is_char_device() {
+            "a character device"
+        } else if ft.is_block_device() {
+            "a block device"
+        } else if ft.is_dir() {
+            "a directory"
+        } else if ft.is_socket() {
+            "a socket"
+        } else {
+            "a special file"
+        };
+        return Err(ConfigError::NotRegular {
+            path: path.to_path_buf(),
+            what,
+        });
+    }
+    let too_large = |size| ConfigError::TooLarge {
+        path: path.to_path_buf(),
+        size,
+        max: MAX_CONFIG_BYTES,
+    };
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(too_large(meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_err("read", path, e))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// Whether a [`ConfigError`] says the file does not exist.
+fn is_not_found(e: &ConfigError) -> bool {
+    matches!(e, ConfigError::Io { error, .. } if error.kind() == io::ErrorKind::NotFound)
 }
 
 fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<ConfigFile, ConfigError> {
@@ -726,23 +848,23 @@ impl VzConfig {
     /// (missing: [`ConfigError::NoCtConfig`]), e.g. `VE_CONFFILE` from vzctl.
     pub fn load_files(global: &Path, ct_file: &Path, ctid: &str) -> Result<VzConfig, ConfigError> {
         validate_ctid(ctid)?;
-        let global = match fs::read(global) {
+        let global = match read_bounded(global) {
             Ok(bytes) => parse_bytes(global, &bytes)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => ConfigFile {
+            Err(e) if is_not_found(&e) => ConfigFile {
                 path: global.to_path_buf(),
                 entries: Vec::new(),
             },
-            Err(e) => return Err(io_err("read", global, e)),
+            Err(e) => return Err(e),
         };
-        let ct = match fs::read(ct_file) {
+        let ct = match read_bounded(ct_file) {
             Ok(bytes) => parse_bytes(ct_file, &bytes)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(e) if is_not_found(&e) => {
                 return Err(ConfigError::NoCtConfig {
                     ctid: ctid.to_string(),
                     path: ct_file.to_path_buf(),
                 })
             }
-            Err(e) => return Err(io_err("read", ct_file, e)),
+            Err(e) => return Err(e),
         };
         Ok(VzConfig::from_files(global, ct, ctid))
     }
@@ -1011,8 +1133,7 @@ pub fn set_key(path: &Path, key: &str, value: &str) -> Result<(), ConfigError> {
     }
     let op = format!("set {key} in");
     let target = resolve_target(&op, path)?;
-    let original =
-        fs::read(&target).map_err(|e| edit_err(&op, &target, "read failed".into(), e))?;
+    let original = read_bounded(&target)?;
 
     // Unchanged? (one assignment that already reads as `value`)
     let assigns: Vec<&[u8]> = split_lines(&original)
@@ -1047,8 +1168,7 @@ pub fn remove_key(path: &Path, key: &str) -> Result<bool, ConfigError> {
     check_edit_key("remove", path, key)?;
     let op = format!("remove {key} from");
     let target = resolve_target(&op, path)?;
-    let original =
-        fs::read(&target).map_err(|e| edit_err(&op, &target, "read failed".into(), e))?;
+    let original = read_bounded(&target)?;
     let (edited, removed) = edit_remove(&original, key);
     if !removed {
         return Ok(false);
@@ -1254,14 +1374,24 @@ mod tests {
     fn single_quotes_are_our_extension() {
         assert_eq!(one("K='a b'"), ("K".into(), "a b".into(), Quoting::Single));
         assert_eq!(val("K='a' # c"), "a");
-        let (line, msg) = syntax_err("A=1\nK='abc\n");
+        // vzctl skips an unterminated value; so do we, except for our keys.
+        assert!(parse(p(), "A=1\nK='abc\n").unwrap().first("K").is_none());
+        let (line, msg) = syntax_err("A=1\nVE_DEVICE='abc\n");
         assert_eq!(line, 2);
         assert!(msg.contains("unterminated quote"), "{msg}");
     }
 
     #[test]
     fn malformed_lines_name_file_and_line() {
-        let (line, msg) = syntax_err("A=1\n\nno equals here\n");
+        // Lines vzctl skips are skipped...
+        let f = parse(
+            p(),
+            "A=1\n\nno equals here\nexport B=2\nC =3\n=x\n1A=x\nD=a\0b\n",
+        )
+        .unwrap();
+        assert_eq!(f.entries.len(), 1, "{f:?}");
+        // ...unless they were meant for a key vzfs uses.
+        let (line, msg) = syntax_err("A=1\n\nVE_DEVICE here\n");
         assert_eq!(line, 3);
         assert!(msg.starts_with("/etc/vz/conf/101.conf:3: no '='"), "{msg}");
         assert!(msg.contains("write KEY=\"value\""), "{msg}");
@@ -1278,10 +1408,9 @@ mod tests {
         assert!(msg.contains("drop 'export'"), "{msg}");
 
         for bad in ["=x", "1A=x", "A-B=x", "A.B=x", "$(x)=y"] {
-            let (line, _) = syntax_err(bad);
-            assert_eq!(line, 1, "{bad}");
+            assert!(parse(p(), bad).unwrap().entries.is_empty(), "{bad}");
         }
-        let (_, msg) = syntax_err("A=a\0b");
+        let (_, msg) = syntax_err("VE_ROOT=a\0b");
         assert!(msg.contains("NUL"), "{msg}");
     }
 

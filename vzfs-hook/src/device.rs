@@ -11,6 +11,13 @@
 //!
 //! This module also reads the ext4 multi-mount-protection (MMP) block and
 //! checks whether anything on this node still holds a device exclusively.
+//!
+//! Every on-disk field is untrusted: offsets are computed with checked
+//! arithmetic, and a field no real filesystem can hold (a block size over
+//! 64 KiB, an MMP block outside the filesystem, an MMP interval over the
+//! kernel's 300 s) is a [`Error::Device`] naming the device and the field,
+//! never a panic or a read at a wild offset. [`probe_bytes`] and
+//! [`parse_mmp`] are pure, so property tests feed them any bytes.
 
 use crate::error::{Error, Result};
 use crate::mountinfo::DevNum;
@@ -42,9 +49,7 @@ impl DeviceSpec {
         } else if s.starts_with('/') {
             Ok(DeviceSpec::Path(PathBuf::from(s)))
         } else {
-            Err(format!(
-                "{s:?} is neither an absolute device path, UUID=... nor LABEL=..."
-            ))
+            Err("not an absolute device path (/dev/...), UUID=... or LABEL=...".into())
         }
     }
 }
@@ -203,7 +208,17 @@ impl Reader {
     pub fn read_at(&self, off: u64, len: usize) -> Result<Vec<u8>> {
         use std::os::unix::fs::FileExt;
         let start = off & !4095;
-        let end = (off + len as u64 + 4095) & !4095;
+        let end = off
+            .checked_add(len as u64)
+            .and_then(|e| e.checked_add(4095))
+            .map(|e| e & !4095)
+            .filter(|&e| e - start <= 1 << 20)
+            .ok_or_else(|| {
+                Error::device(
+                    crate::text::path(&self.path),
+                    format!("a read of {len} bytes at offset {off} is out of range (a damaged superblock field?); run fsck on the device"),
+                )
+            })?;
         let mut buf = Aligned::new((end - start) as usize);
         let b = buf.as_mut();
         let mut done = 0;
@@ -230,11 +245,27 @@ pub fn probe(path: &Path) -> Result<Probe> {
     Reader::open(path)?.probe()
 }
 
+/// Reads the superblock(s) of a device that is mounted on this node, through
+/// the page cache: its superblock is this node's own and cached, so there
+/// is no need to go around the cache (and no cost of doing so).
+pub fn probe_mounted(path: &Path) -> Result<Probe> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| Error::io("open for reading", path, e))?;
+    Reader {
+        file,
+        path: path.to_path_buf(),
+    }
+    .probe()
+}
+
 impl Reader {
     /// Reads the superblock(s) through this open device.
     pub fn probe(&self) -> Result<Probe> {
         let head = self.read_at(0, 4096)?;
-        probe_bytes(&head, || self.read_at(65536, 4096))
+        probe_bytes(&self.path, &head, || self.read_at(65536, 4096))
     }
 
     /// Reads the ext4 MMP block through this open device.
@@ -242,25 +273,51 @@ impl Reader {
         let Some((block, _)) = ext.mmp else {
             return Ok(None);
         };
-        let b = self.read_at(block * ext.block_size, 1024)?;
-        if b.len() < 116 || le32(&b, 0) != MMP_MAGIC {
-            return Err(Error::device(
-                self.path.display(),
-                format!("MMP block {block} has no MMP magic; run e2fsck on the device"),
-            ));
-        }
-        Ok(Some(Mmp {
-            seq: le32(&b, 4),
-            time: le64(&b, 8),
-            nodename: cstr(&b[16..80]),
-            bdevname: cstr(&b[80..112]),
-            check_interval: le16(&b, 112),
-        }))
+        let off = block.checked_mul(ext.block_size).ok_or_else(|| {
+            Error::device(
+                crate::text::path(&self.path),
+                format!("superblock field s_mmp_block ({block}) is impossible; run e2fsck on the device"),
+            )
+        })?;
+        let b = self.read_at(off, 1024)?;
+        parse_mmp(&self.path, block, &b).map(Some)
     }
 }
 
-/// Probe logic over the first 4 KiB; `btrfs` reads the superblock at 64 KiB on demand.
-pub fn probe_bytes(head: &[u8], btrfs: impl FnOnce() -> Result<Vec<u8>>) -> Result<Probe> {
+/// Parses an ext4 MMP block (`block` is its number, for messages).
+pub fn parse_mmp(device: &Path, block: u64, b: &[u8]) -> Result<Mmp> {
+    if b.len() < 116 || le32(b, 0) != MMP_MAGIC {
+        return Err(Error::device(
+            crate::text::path(device),
+            format!("MMP block {block} has no MMP magic (superblock field s_mmp_block is wrong, or the block is damaged); run e2fsck on the device"),
+        ));
+    }
+    Ok(Mmp {
+        seq: le32(b, 4),
+        time: le64(b, 8),
+        nodename: cstr(&b[16..80]),
+        bdevname: cstr(&b[80..112]),
+        check_interval: le16(b, 112),
+    })
+}
+
+/// The kernel's limit for `s_mmp_update_interval` (EXT4_MMP_MAX_UPDATE_INTERVAL).
+pub const MMP_MAX_UPDATE_INTERVAL: u16 = 300;
+
+/// Probe logic over the first 4 KiB; `btrfs` reads the superblock at 64 KiB
+/// on demand. `device` names the device in errors: an ext superblock whose
+/// fields no real filesystem holds is an [`Error::Device`].
+pub fn probe_bytes(
+    device: &Path,
+    head: &[u8],
+    btrfs: impl FnOnce() -> Result<Vec<u8>>,
+) -> Result<Probe> {
+    let impossible = |field: &str, value: u64, why: &str| {
+        Error::device(
+            crate::text::path(device),
+            format!("superblock field {field} ({value}) is impossible ({why}); the filesystem is damaged or not what it seems: run e2fsck -n on it and check VE_DEVICE"),
+        )
+    };
     if head.len() >= 2048 && le16(head, 1024 + 0x38) == 0xEF53 {
         let sb = &head[1024..2048];
         let compat = le32(sb, 0x5C);
@@ -278,8 +335,41 @@ pub fn probe_bytes(head: &[u8], btrfs: impl FnOnce() -> Result<Vec<u8>>) -> Resu
             "ext2"
         };
         let state = le16(sb, 0x3A);
+        let log_block = le32(sb, 0x18);
+        if log_block > 6 {
+            return Err(impossible(
+                "s_log_block_size",
+                log_block as u64,
+                "blocks larger than 64 KiB",
+            ));
+        }
+        let block_size = 1024u64 << log_block;
+        let blocks_hi = if incompat & 0x80 != 0 {
+            le32(sb, 0x150) as u64
+        } else {
+            0
+        };
+        let blocks = (blocks_hi << 32) | le32(sb, 0x04) as u64;
+        if blocks == 0 {
+            return Err(impossible("s_blocks_count", 0, "a filesystem of no blocks"));
+        }
         let mmp = if incompat & 0x100 != 0 {
-            Some((le64(sb, 0x168), le16(sb, 0x166)))
+            let (block, interval) = (le64(sb, 0x168), le16(sb, 0x166));
+            if block == 0 || block >= blocks {
+                return Err(impossible(
+                    "s_mmp_block",
+                    block,
+                    &format!("outside the filesystem's {blocks} blocks"),
+                ));
+            }
+            if interval > MMP_MAX_UPDATE_INTERVAL {
+                return Err(impossible(
+                    "s_mmp_update_interval",
+                    interval as u64,
+                    "the kernel allows at most 300 seconds",
+                ));
+            }
+            Some((block, interval))
         } else {
             None
         };
@@ -288,7 +378,7 @@ pub fn probe_bytes(head: &[u8], btrfs: impl FnOnce() -> Result<Vec<u8>>) -> Resu
             uuid: uuid_text(&sb[0x68..0x78]),
             label: label(&sb[0x78..0x88]),
             ext: Some(ExtInfo {
-                block_size: 1024u64 << le32(sb, 0x18).min(16),
+                block_size,
                 clean: state & 1 != 0,
                 errors: state & 2 != 0,
                 needs_recovery: incompat & 0x4 != 0,
@@ -534,6 +624,7 @@ mod tests {
         sb[0x38..0x3A].copy_from_slice(&0xEF53u16.to_le_bytes());
         sb[0x3A..0x3C].copy_from_slice(&state.to_le_bytes());
         sb[0x18..0x1C].copy_from_slice(&2u32.to_le_bytes());
+        sb[0x04..0x08].copy_from_slice(&16384u32.to_le_bytes());
         sb[0x5C..0x60].copy_from_slice(&compat.to_le_bytes());
         sb[0x60..0x64].copy_from_slice(&incompat.to_le_bytes());
         sb[0x68..0x78].copy_from_slice(&[
@@ -548,16 +639,21 @@ mod tests {
     #[test]
     fn ext_variants() {
         let none = || -> Result<Vec<u8>> { Ok(vec![0; 4096]) };
-        let Probe::Fs(f) = probe_bytes(&ext_sb(0, 0, 1), none).unwrap() else {
+        let Probe::Fs(f) = probe_bytes(Path::new("/dev/t"), &ext_sb(0, 0, 1), none).unwrap() else {
             panic!()
         };
         assert_eq!(f.fstype, "ext2");
-        let Probe::Fs(f) = probe_bytes(&ext_sb(0x2, 0x4, 1), none).unwrap() else {
+        let Probe::Fs(f) = probe_bytes(Path::new("/dev/t"), &ext_sb(0x2, 0x4, 1), none).unwrap()
+        else {
             panic!()
         };
         assert_eq!(f.fstype, "ext3");
-        let Probe::Fs(f) = probe_bytes(&ext_sb(0x2 | 0x40 | 0x100 | 0x4, 0x4, 2), none).unwrap()
-        else {
+        let Probe::Fs(f) = probe_bytes(
+            Path::new("/dev/t"),
+            &ext_sb(0x2 | 0x40 | 0x100 | 0x4, 0x4, 2),
+            none,
+        )
+        .unwrap() else {
             panic!()
         };
         assert_eq!(f.fstype, "ext4");
@@ -577,15 +673,17 @@ mod tests {
         let none = || -> Result<Vec<u8>> { Ok(vec![0; 4096]) };
         let mut b = vec![0u8; 4096];
         b[0..6].copy_from_slice(b"LUKS\xba\xbe");
-        assert!(matches!(probe_bytes(&b, none).unwrap(), Probe::Other(s) if s.contains("LUKS")));
+        assert!(
+            matches!(probe_bytes(Path::new("/dev/t"), &b, none).unwrap(), Probe::Other(s) if s.contains("LUKS"))
+        );
         let mut b = vec![0u8; 4096];
         b[510] = 0x55;
         b[511] = 0xAA;
         assert!(
-            matches!(probe_bytes(&b, none).unwrap(), Probe::Other(s) if s.contains("partition"))
+            matches!(probe_bytes(Path::new("/dev/t"), &b, none).unwrap(), Probe::Other(s) if s.contains("partition"))
         );
         assert!(matches!(
-            probe_bytes(&vec![0u8; 4096], none).unwrap(),
+            probe_bytes(Path::new("/dev/t"), &vec![0u8; 4096], none).unwrap(),
             Probe::Other(_)
         ));
     }

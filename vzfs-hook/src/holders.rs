@@ -17,10 +17,22 @@ pub struct Holder {
     pub how: Vec<String>,
 }
 
+/// The process name (at most 64 bytes read; it may hold any byte, so it
+/// is escaped wherever it is printed).
 fn comm(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|s| s.trim_end().to_string())
-        .unwrap_or_else(|_| "?".into())
+    use std::io::Read;
+    let mut buf = Vec::new();
+    match std::fs::File::open(format!("/proc/{pid}/comm"))
+        .and_then(|f| f.take(64).read_to_end(&mut buf))
+    {
+        Ok(_) => {
+            if buf.last() == Some(&b'\n') {
+                buf.pop();
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        }
+        Err(_) => "?".into(),
+    }
 }
 
 fn pids() -> Vec<u32> {
@@ -134,7 +146,14 @@ pub fn namespaces_holding(dev: DevNum, include_own: bool) -> Vec<NsHolder> {
 /// `pid 42 (sleep: cwd, fd 3), pid 43 (bash: root)`
 pub fn describe_processes(h: &[Holder]) -> String {
     h.iter()
-        .map(|h| format!("pid {} ({}: {})", h.pid, h.comm, h.how.join(", ")))
+        .map(|h| {
+            format!(
+                "pid {} ({}: {})",
+                h.pid,
+                crate::text::escape(&h.comm),
+                h.how.join(", ")
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -145,12 +164,12 @@ pub fn describe_namespaces(h: &[NsHolder]) -> String {
         .map(|h| {
             format!(
                 "mount namespace {} of pid {} ({}) at {}",
-                h.ns,
+                crate::text::escape(&h.ns),
                 h.pid,
-                h.comm,
+                crate::text::escape(&h.comm),
                 h.mount_points
                     .iter()
-                    .map(|p| p.display().to_string())
+                    .map(|p| crate::text::path(p))
                     .collect::<Vec<_>>()
                     .join(", ")
             )

@@ -4,13 +4,18 @@
 //! which private area (from a container's config, or built by a caller), and
 //! [`premount`] / [`postumount`] do every check, under the container's vzfs
 //! lock, and report one line per action.
+//!
+//! premount holds, besides the container lock, the filesystem lock
+//! ([`crate::lock::FsLock`], keyed by UUID) from its first look at the mount
+//! table until the mount is verified: the checks and the mount they guard are
+//! one step for every container, device path and tool of this node.
 
 use crate::config::{ConfigFile, VzConfig, VzEtc};
 use crate::device::{self, Device, DeviceSpec, FsInfo, Probe};
 use crate::error::{Error, Result};
 use crate::fsck::{self, FsckMode};
 use crate::holders;
-use crate::lock::CtLock;
+use crate::lock::{CtLock, FsLock};
 use crate::log;
 use crate::mountinfo::MountTable;
 use crate::paths::{self, MountPoint};
@@ -58,8 +63,19 @@ fn origin_of(cfg: &VzConfig, key: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A value of `key` vzfs cannot use: a configuration error (exit 2) naming
+/// the file and line.
 fn conf_err(cfg: &VzConfig, key: &str, msg: String) -> Error {
-    Error::Usage(format!("{key} ({}): {msg}", origin_of(cfg, key)))
+    match cfg.get(key) {
+        Some(v) => Error::Config(crate::config::ConfigError::BadValue {
+            path: v.origin.path.clone(),
+            line: v.origin.line,
+            key: key.to_string(),
+            value: v.raw.clone(),
+            problem: msg,
+        }),
+        None => Error::Usage(format!("{key}: {msg}")),
+    }
 }
 
 impl CtFs {
@@ -67,7 +83,7 @@ impl CtFs {
     pub fn from_config(cfg: &VzConfig) -> Result<CtFs> {
         let ctid = cfg.ctid().to_string();
         let private = cfg.path_value("VE_PRIVATE")?.ok_or_else(|| {
-            Error::Usage(format!("CT {ctid}: VE_PRIVATE is set neither in the global config nor in the container's; set it (e.g. VE_PRIVATE=/vz/private/$VEID)"))
+            Error::Usage("VE_PRIVATE is set neither in the global config nor in the container's; set it (e.g. VE_PRIVATE=/vz/private/$VEID)".into())
         })?;
         let root = cfg.path_value("VE_ROOT")?;
         let lockdir = cfg
@@ -75,9 +91,19 @@ impl CtFs {
             .unwrap_or_else(|| PathBuf::from("/vz/lock"));
         let verbosity = match cfg.literal("VZFS_VERBOSE")? {
             None => None,
-            Some(v) => Some(v.raw.parse::<u8>().map_err(|_| {
-                conf_err(cfg, "VZFS_VERBOSE", format!("{:?} is not 0, 1 or 2", v.raw))
-            })?),
+            Some(v) => Some(
+                v.raw
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|n| *n <= 2)
+                    .ok_or_else(|| {
+                        conf_err(
+                            cfg,
+                            "VZFS_VERBOSE",
+                            "must be 0 (errors only), 1 (one line per action) or 2 (debug)".into(),
+                        )
+                    })?,
+            ),
         };
         let device = match cfg.expanded("VE_DEVICE")? {
             None => None,
@@ -96,7 +122,7 @@ impl CtFs {
                         return Err(conf_err(
                             cfg,
                             "VE_DEVICE_FSTYPE",
-                            format!("{t:?} is not a filesystem type name"),
+                            "not a filesystem type name (ext4, xfs, ...)".into(),
                         ));
                     }
                 }
@@ -108,17 +134,16 @@ impl CtFs {
                     conf_err(
                         cfg,
                         "VE_DEVICE_OPTIONS",
-                        format!("option {o:?} changes how mount(2) works and is not accepted here"),
+                        format!(
+                            "option {} changes how mount(2) works and is not accepted here; remove it",
+                            crate::text::value(&o)
+                        ),
                     )
                 })?;
                 let fsck = match cfg.literal("VE_DEVICE_FSCK")? {
                     None => FsckMode::Auto,
                     Some(v) => FsckMode::parse(&v.raw).ok_or_else(|| {
-                        conf_err(
-                            cfg,
-                            "VE_DEVICE_FSCK",
-                            format!("{:?} must be no, auto or yes", v.raw),
-                        )
+                        conf_err(cfg, "VE_DEVICE_FSCK", "must be no, auto or yes".into())
                     })?,
                 };
                 Some(DeviceCfg {
@@ -176,29 +201,38 @@ fn read_table(sys: &dyn Sys) -> Result<MountTable> {
     })
 }
 
-/// Every other container's `VE_ROOT` and `VE_PRIVATE` (canonical where they
-/// exist), plus this container's own `VE_ROOT`.
-fn container_areas(etc: &VzEtc, ct: &CtFs) -> Result<Vec<(String, &'static str, PathBuf)>> {
-    let mut out = Vec::new();
-    let mut push = |id: &str, key: &'static str, p: PathBuf| {
-        let p = paths::canonical_if_exists(&p).ok().flatten().unwrap_or(p);
-        out.push((id.to_string(), key, p));
-    };
+/// Where containers live, for the rules of a private area: every other
+/// container's `VE_ROOT` and `VE_PRIVATE` (canonical where they exist), this
+/// container's own `VE_ROOT`, and the directories of the `vz.conf`
+/// templates. Each config of `/etc/vz/conf` is read once.
+fn container_areas(etc: &VzEtc, ct: &CtFs) -> Result<paths::Areas> {
+    let mut out = paths::Areas::default();
+    let canon = |p: PathBuf| paths::canonical_if_exists(&p).ok().flatten().unwrap_or(p);
     if let Some(r) = &ct.root {
-        push(&ct.ctid, "VE_ROOT", r.clone());
+        out.areas
+            .push((ct.ctid.clone(), "VE_ROOT", canon(r.clone())));
     }
-    for (id, cfg) in other_containers(etc, ct)? {
+    let (global, others) = other_containers(etc, ct)?;
+    for key in ["VE_PRIVATE", "VE_ROOT"] {
+        if let Some(dir) = global.first(key).and_then(|v| paths::template_dir(&v.raw)) {
+            out.templates.push((key, canon(dir)));
+        }
+    }
+    for (id, cfg) in others {
         for key in ["VE_PRIVATE", "VE_ROOT"] {
             if let Ok(Some(p)) = cfg.path_value(key) {
-                push(&id, key, p);
+                out.areas.push((id.clone(), key, canon(p)));
             }
         }
     }
     Ok(out)
 }
 
-/// The merged configuration of every other container in the scripts directory.
-fn other_containers(etc: &VzEtc, ct: &CtFs) -> Result<Vec<(String, VzConfig)>> {
+/// The global config and the merged configuration of every other container
+/// in the scripts directory. Another container's config that cannot be read
+/// (a FIFO, a device, too large, broken) is a warning naming it, never a
+/// reason to stop this container or to hang.
+fn other_containers(etc: &VzEtc, ct: &CtFs) -> Result<(ConfigFile, Vec<(String, VzConfig)>)> {
     let own = ct.ctid.as_str();
     let global = match &ct.global {
         Some(g) => g.clone(),
@@ -218,12 +252,14 @@ fn other_containers(etc: &VzEtc, ct: &CtFs) -> Result<Vec<(String, VzConfig)>> {
         if id == own || id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
-        // A broken config of another container must not stop this one.
-        if let Ok(f) = crate::config::read(&ent.path()) {
-            out.push((id.to_string(), VzConfig::from_files(global.clone(), f, id)));
+        match crate::config::read(&ent.path()) {
+            Ok(f) => out.push((id.to_string(), VzConfig::from_files(global.clone(), f, id))),
+            Err(e) => log::warn(&format!(
+                "skipping the config of CT {id} in the check of other containers' areas: {e}"
+            )),
         }
     }
-    Ok(out)
+    Ok((global, out))
 }
 
 /// Refuses when the same filesystem (by UUID) is mounted on this node
@@ -248,27 +284,32 @@ fn check_same_fs_elsewhere(fs: &FsInfo, dev: &Device) -> Result<()> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Ok(());
     };
-    // The same LUN has the same size through every path: compare sizes (a
-    // cheap sysfs read) before reading any superblock.
+    // Every mounted filesystem of the type is checked, whatever its size (a
+    // LUN resized on one path is still the same filesystem). The size is
+    // only a hint for the order: the same LUN usually has the same size on
+    // every path, so those are read first.
     let size_of = |name: &std::ffi::OsStr| {
         std::fs::read_to_string(Path::new("/sys/class/block").join(name).join("size")).ok()
     };
     let own_size = dev.node.file_name().and_then(size_of);
-    for e in rd.flatten() {
-        let node = Path::new("/dev").join(e.file_name());
-        if node == dev.node || e.file_name() == "features" {
-            continue;
-        }
-        if own_size.is_some() && size_of(&e.file_name()) != own_size {
-            continue;
-        }
+    let mut candidates: Vec<(bool, PathBuf)> = rd
+        .flatten()
+        .filter(|e| e.file_name() != "features")
+        .map(|e| {
+            let same_size = own_size.is_some() && size_of(&e.file_name()) == own_size;
+            (!same_size, Path::new("/dev").join(e.file_name()))
+        })
+        .filter(|(_, node)| *node != dev.node)
+        .collect();
+    candidates.sort();
+    for (_, node) in candidates {
         let Ok(m) = std::fs::metadata(&node) else {
             continue;
         };
         if !std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()) {
             continue;
         }
-        if let Ok(Probe::Fs(other)) = device::probe(&node) {
+        if let Ok(Probe::Fs(other)) = device::probe_mounted(&node) {
             if other.uuid.as_deref() == Some(uuid.as_str()) {
                 let dn =
                     crate::mountinfo::DevNum::from_rdev(std::os::unix::fs::MetadataExt::rdev(&m));
@@ -402,10 +443,16 @@ pub fn premount(sys: &dyn Sys, etc: &VzEtc, ct: &CtFs) -> Result<Outcome> {
             ))
         }
     };
+    // Where it goes, by rule, before anything is created or looked at.
+    let areas = container_areas(etc, ct)?;
+    paths::check_private_allowed(&ct.private, &paths::prospective(&ct.private)?, &areas)?;
     paths::ensure_dir(&ct.private)?;
     let mp: MountPoint = paths::open_mount_point(&ct.private)?;
-    paths::check_not_inside(&mp.path, &ct.private, &container_areas(etc, ct)?)?;
+    paths::check_private_allowed(&ct.private, &mp.path, &areas)?;
 
+    // From the first look at the mount table until the mount is verified,
+    // no other mount decision about this filesystem is made on this node.
+    let _fs_lock = FsLock::acquire_fs(sys, &ct.lockdir, &fs, dev.dev, LOCK_TIMEOUT)?;
     let table = read_table(sys)?;
     if let Some(top) = table.top_at(&mp.path) {
         if top.dev == dev.dev {
@@ -421,32 +468,30 @@ pub fn premount(sys: &dyn Sys, etc: &VzEtc, ct: &CtFs) -> Result<Outcome> {
             });
         }
         return Err(Error::refused(format!(
-            "CT {}: {} already has {} ({}, {}) mounted on it, not VE_DEVICE {}; unmount it or fix VE_PRIVATE/VE_DEVICE",
-            ct.ctid,
-            mp.path.display(),
-            top.source,
-            top.fstype,
+            "{} already has {} ({}, {}) mounted on it, not VE_DEVICE {}; unmount it or fix VE_PRIVATE/VE_DEVICE",
+            crate::text::path(&mp.path),
+            crate::text::escape(&top.source),
+            crate::text::escape(&top.fstype),
             top.dev,
             dev
         )));
     }
     let elsewhere: Vec<String> = table
         .by_dev(dev.dev)
-        .map(|e| e.mount_point.display().to_string())
+        .map(|e| crate::text::path(&e.mount_point))
         .collect();
     if !elsewhere.is_empty() {
         return Err(Error::refused(format!(
-            "CT {}: {} is already mounted at {}; a filesystem must be mounted once: unmount it there first",
-            ct.ctid,
+            "{} is already mounted at {}; a filesystem must be mounted once: unmount it there first",
             dev,
             elsewhere.join(", ")
         )));
     }
+    paths::check_empty(&mp, &dev.node.display().to_string())?;
     if !device::is_released(&dev.node)? {
         let ns = holders::namespaces_holding(dev.dev, false);
         return Err(Error::refused(format!(
-            "CT {}: {} is in use on this node: {}; release it first",
-            ct.ctid,
+            "{} is in use on this node: {}; release it first",
             dev,
             if ns.is_empty() {
                 "a process holds it open exclusively".to_string()
@@ -523,31 +568,19 @@ pub fn postumount(sys: &dyn Sys, _etc: &VzEtc, ct: &CtFs) -> Result<Outcome> {
         return Ok(Outcome::Shared);
     };
     let _lock = CtLock::acquire(sys, &ct.lockdir, &ct.ctid, LOCK_TIMEOUT)?;
-    let Some(canon) = paths::canonical_if_exists(&ct.private)? else {
-        log::info(&format!(
-            "CT {}: {} does not exist: nothing is mounted",
-            ct.ctid,
-            ct.private.display()
-        ));
-        return Ok(Outcome::NotMounted {
-            path: ct.private.clone(),
-        });
-    };
+    let canon = paths::canonical_if_exists(&ct.private)?;
     let table = read_table(sys)?;
-    let Some(top) = table.top_at(&canon).cloned() else {
-        log::info(&format!(
-            "CT {}: nothing is mounted on {}: nothing to unmount",
-            ct.ctid,
-            canon.display()
-        ));
-        return Ok(Outcome::NotMounted { path: canon });
+    let Some((canon, top)) = canon.and_then(|c| {
+        let top = table.top_at(&c).cloned()?;
+        Some((c, top))
+    }) else {
+        return not_mounted_here(ct, dc, &table);
     };
     let Some(dev) = device::identify(&dc.spec, top.dev)? else {
         return Err(Error::refused(format!(
-            "CT {}: {} has {} ({}) mounted on it, not VE_DEVICE {}; leaving it alone: check VE_DEVICE and unmount it by hand",
-            ct.ctid,
-            canon.display(),
-            top.source,
+            "{} has {} ({}) mounted on it, not VE_DEVICE {}; leaving it alone: check VE_DEVICE and unmount it by hand",
+            crate::text::path(&canon),
+            crate::text::escape(&top.source),
             top.dev,
             dc.spec
         )));
@@ -659,35 +692,100 @@ pub fn postumount(sys: &dyn Sys, _etc: &VzEtc, ct: &CtFs) -> Result<Outcome> {
     })
 }
 
+/// postumount found nothing on `VE_PRIVATE`: success only when the
+/// container's device is mounted nowhere on this node (a renamed parent
+/// directory moves the mount with it) and no mount namespace holds it.
+fn not_mounted_here(ct: &CtFs, dc: &DeviceCfg, table: &MountTable) -> Result<Outcome> {
+    let private = crate::text::path(&ct.private);
+    let dev = match device::resolve(&dc.spec) {
+        Ok(d) => d,
+        Err(e) => {
+            // A device that does not exist on this node is mounted nowhere.
+            log::debug(&format!("CT {}: VE_DEVICE does not resolve ({e})", ct.ctid));
+            log::info(&format!(
+                "CT {}: nothing is mounted on {private}: nothing to unmount",
+                ct.ctid
+            ));
+            return Ok(Outcome::NotMounted {
+                path: ct.private.clone(),
+            });
+        }
+    };
+    let at: Vec<String> = table
+        .by_dev(dev.dev)
+        .map(|e| crate::text::path(&e.mount_point))
+        .collect();
+    if let Some(first) = at.first() {
+        return Err(Error::refused(format!(
+            "nothing is mounted on VE_PRIVATE {private}, but its device {dev} is mounted at {} (was the private area or a parent directory renamed or moved?); unmount it there (`umount {first}`) or move the directory back, then run `vzctl umount` again. Do not mount it on another node until it is unmounted here",
+            at.join(", ")
+        )));
+    }
+    if !device::is_released(&dev.node)? {
+        let ns = holders::namespaces_holding(dev.dev, false);
+        return Err(Error::StillAlive {
+            device: dev.node.display().to_string(),
+            path: ct.private.clone(),
+            held_by: if ns.is_empty() {
+                "a process holds the device open exclusively".into()
+            } else {
+                holders::describe_namespaces(&ns)
+            },
+        });
+    }
+    log::info(&format!(
+        "CT {}: nothing is mounted on {private}: nothing to unmount",
+        ct.ctid
+    ));
+    Ok(Outcome::NotMounted {
+        path: ct.private.clone(),
+    })
+}
+
+/// What `status` found: the report, and the first device problem in it
+/// (a damaged superblock or MMP field), which makes `status` fail with the
+/// device's exit code after printing the report.
+#[derive(Debug)]
+pub struct Status {
+    pub text: String,
+    pub device_error: Option<Error>,
+}
+
 /// A human-readable report: what would be mounted where, and what is mounted now.
-pub fn status(sys: &dyn Sys, ct: &CtFs) -> Result<String> {
+pub fn status(sys: &dyn Sys, ct: &CtFs) -> Result<Status> {
     let mut s = String::new();
+    let mut device_error = None;
     let Some(dc) = &ct.device else {
         s.push_str(&format!(
             "CT {}: shared (no VE_DEVICE); VE_PRIVATE {}\n",
             ct.ctid,
-            ct.private.display()
+            crate::text::path(&ct.private)
         ));
-        return Ok(s);
+        return Ok(Status {
+            text: s,
+            device_error,
+        });
     };
     s.push_str(&format!(
         "CT {}: insulated: VE_DEVICE {} ({})\n",
-        ct.ctid, dc.spec, dc.origin
+        ct.ctid,
+        crate::text::escape(&dc.spec.to_string()),
+        crate::text::escape(&dc.origin)
     ));
     let canon = paths::canonical_if_exists(&ct.private)?;
     s.push_str(&format!(
         "  VE_PRIVATE {}{}\n",
-        ct.private.display(),
+        crate::text::path(&ct.private),
         match &canon {
-            Some(c) if *c != ct.private => format!(" (resolves to {})", c.display()),
+            Some(c) if *c != ct.private => format!(" (resolves to {})", crate::text::path(c)),
             Some(_) => String::new(),
             None => " (does not exist yet)".into(),
         }
     ));
     s.push_str(&format!(
-        "  options: type {}, options \"{}\", fsck {}\n",
+        "  options: type {}, options {}, fsck {}\n",
         dc.fstype.as_deref().unwrap_or("from the superblock"),
-        dc.options,
+        crate::text::value(&dc.options),
         dc.fsck
     ));
     let table = read_table(sys)?;
@@ -701,32 +799,45 @@ pub fn status(sys: &dyn Sys, ct: &CtFs) -> Result<String> {
                         dev,
                         fs.fstype,
                         fs.uuid.as_deref().unwrap_or("-"),
-                        fs.label.as_deref().unwrap_or("-")
+                        crate::text::escape(fs.label.as_deref().unwrap_or("-"))
                     ));
                     if let Some(ext) = &fs.ext {
-                        if let Ok(Some(m)) = device::read_mmp(&dev.node, ext) {
-                            let state = if m.is_clean() {
-                                "clean (not mounted on any node)".to_string()
-                            } else if m.is_fsck() {
-                                format!("e2fsck running on node {:?}", m.nodename)
-                            } else {
-                                format!(
-                                    "in use by node {:?} (device {}), last update {}",
-                                    m.nodename,
-                                    m.bdevname,
-                                    timefmt::utc(m.time)
-                                )
-                            };
-                            s.push_str(&format!("  MMP: {state}\n"));
+                        match device::read_mmp(&dev.node, ext) {
+                            Ok(None) => {}
+                            Ok(Some(m)) => {
+                                let state = if m.is_clean() {
+                                    "clean (not mounted on any node)".to_string()
+                                } else if m.is_fsck() {
+                                    format!(
+                                        "e2fsck running on node \"{}\"",
+                                        crate::text::escape(&m.nodename)
+                                    )
+                                } else {
+                                    format!(
+                                        "in use by node \"{}\" (device {}), last update {}",
+                                        crate::text::escape(&m.nodename),
+                                        crate::text::escape(&m.bdevname),
+                                        timefmt::utc(m.time)
+                                    )
+                                };
+                                s.push_str(&format!("  MMP: {state}\n"));
+                            }
+                            Err(e) => {
+                                s.push_str(&format!("  MMP: cannot read: {e}\n"));
+                                device_error.get_or_insert(e);
+                            }
                         }
                     }
                 }
                 Ok(Probe::Other(w)) => s.push_str(&format!("  device: {dev} holds {w}\n")),
-                Err(e) => s.push_str(&format!("  device: {dev}: {e}\n")),
+                Err(e) => {
+                    s.push_str(&format!("  device: {dev}: {e}\n"));
+                    device_error.get_or_insert(e);
+                }
             }
             let here: Vec<String> = table
                 .by_dev(dev.dev)
-                .map(|e| e.mount_point.display().to_string())
+                .map(|e| crate::text::path(&e.mount_point))
                 .collect();
             let on_private = canon
                 .as_ref()
@@ -735,12 +846,10 @@ pub fn status(sys: &dyn Sys, ct: &CtFs) -> Result<String> {
                 .unwrap_or(false);
             s.push_str(&format!(
                 "  mounted now: {}\n",
-                if on_private {
-                    format!("yes, on {}", canon.as_ref().unwrap().display())
-                } else if here.is_empty() {
-                    "no".to_string()
-                } else {
-                    format!("not on VE_PRIVATE, but at {}", here.join(", "))
+                match (&canon, on_private) {
+                    (Some(c), true) => format!("yes, on {}", crate::text::path(c)),
+                    _ if here.is_empty() => "no".to_string(),
+                    _ => format!("not on VE_PRIVATE, but at {}", here.join(", ")),
                 }
             ));
             if !on_private && here.is_empty() {
@@ -757,9 +866,14 @@ pub fn status(sys: &dyn Sys, ct: &CtFs) -> Result<String> {
         if let Some(top) = table.top_at(c) {
             s.push_str(&format!(
                 "  on VE_PRIVATE: {} ({}, {})\n",
-                top.source, top.fstype, top.dev
+                crate::text::escape(&top.source),
+                crate::text::escape(&top.fstype),
+                top.dev
             ));
         }
     }
-    Ok(s)
+    Ok(Status {
+        text: s,
+        device_error,
+    })
 }

@@ -17,6 +17,7 @@ pub mod log;
 pub mod mountinfo;
 pub mod paths;
 pub mod sys;
+pub mod text;
 pub mod timefmt;
 
 pub use error::{Error, Result};

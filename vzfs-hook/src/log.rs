@@ -3,8 +3,15 @@
 //! facility daemon). Verbosity: 0 = errors and warnings only, 1 = one line
 //! per action (default), 2 = debug details. A missing syslog socket is not an
 //! error: the lab and minimal hosts have none.
+//!
+//! The binaries call [`init`] first thing, before anything can fail, so even
+//! an error in reading the config reaches syslog under the right ident; the
+//! verbosity read from the config is applied afterwards with
+//! [`set_verbosity`]. Every line is passed through [`crate::text::escape`]:
+//! one message is one line, whatever a process name or a path holds.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::sync::OnceLock;
 
@@ -20,7 +27,7 @@ type Syslog = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
 
 struct Logger {
     ident: String,
-    verbosity: u8,
+    verbosity: AtomicU8,
     use_syslog: bool,
     /// Connected at the first message, so a quiet run never touches syslog.
     syslog: OnceLock<Option<Mutex<Syslog>>>,
@@ -53,10 +60,15 @@ static LOGGER: OnceLock<Logger> = OnceLock::new();
 pub fn init(ident: &str, verbosity: u8, use_syslog: bool) {
     let _ = LOGGER.set(Logger {
         ident: ident.to_string(),
-        verbosity,
+        verbosity: AtomicU8::new(verbosity),
         use_syslog,
         syslog: OnceLock::new(),
     });
+}
+
+/// Changes the verbosity of the logger set up by [`init`] (0, 1 or 2).
+pub fn set_verbosity(verbosity: u8) {
+    logger().verbosity.store(verbosity, Ordering::Relaxed);
 }
 
 /// Changes nothing if already initialised; used by library callers that
@@ -64,18 +76,18 @@ pub fn init(ident: &str, verbosity: u8, use_syslog: bool) {
 fn logger() -> &'static Logger {
     LOGGER.get_or_init(|| Logger {
         ident: "vzfs".to_string(),
-        verbosity: 1,
+        verbosity: AtomicU8::new(1),
         use_syslog: false,
         syslog: OnceLock::new(),
     })
 }
 
 pub fn enabled(level: Level) -> bool {
-    let l = logger();
+    let v = logger().verbosity.load(Ordering::Relaxed);
     match level {
         Level::Error | Level::Warn => true,
-        Level::Info => l.verbosity >= 1,
-        Level::Debug => l.verbosity >= 2,
+        Level::Info => v >= 1,
+        Level::Debug => v >= 2,
     }
 }
 
@@ -84,6 +96,7 @@ pub fn log(level: Level, msg: &str) {
         return;
     }
     let l = logger();
+    let msg = &crate::text::escape(msg);
     let tag = match level {
         Level::Error => "error: ",
         Level::Warn => "warning: ",

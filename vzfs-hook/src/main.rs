@@ -55,27 +55,18 @@ fn run(
     ctid: &str,
     ct_conf: PathBuf,
     verbosity: Option<u8>,
-    hook_mode: bool,
 ) -> Result<(), Error> {
     validate_ctid(ctid)?;
-    let loaded = VzConfig::load_files(&etc.global_conf(), &ct_conf, ctid)
-        .map_err(Error::from)
-        .and_then(|cfg| CtFs::from_config(&cfg));
-    let level = |ct: Option<&CtFs>| verbosity.or(ct.and_then(|c| c.verbosity)).unwrap_or(1);
-    let ct = match loaded {
-        Ok(ct) => ct,
-        Err(e) => {
-            vzfs::log::init("vzfs-hook", level(None), hook_mode);
-            return Err(e);
-        }
-    };
-    vzfs::log::init("vzfs-hook", level(Some(&ct)), hook_mode);
+    let cfg = VzConfig::load_files(&etc.global_conf(), &ct_conf, ctid)?;
+    let ct = CtFs::from_config(&cfg)?;
+    vzfs::log::set_verbosity(verbosity.or(ct.verbosity).unwrap_or(1));
     match op {
         Op::Premount => hook::premount(&RealSys, etc, &ct).map(drop),
         Op::Postumount => hook::postumount(&RealSys, etc, &ct).map(drop),
         Op::Status => {
-            print!("{}", hook::status(&RealSys, &ct)?);
-            Ok(())
+            let st = hook::status(&RealSys, &ct)?;
+            print!("{}", st.text);
+            st.device_error.map_or(Ok(()), Err)
         }
     }
 }
@@ -91,6 +82,9 @@ fn finish(r: Result<(), Error>, what: &str) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // Logging first: an error in reading the config reaches syslog too.
+    // The verbosity of the config (VZFS_VERBOSE) is applied once it is read.
+    vzfs::log::init("vzfs-hook", 1, true);
     let argv0 = std::env::args_os()
         .next()
         .map(PathBuf::from)
@@ -114,7 +108,6 @@ fn main() -> ExitCode {
             "postumount"
         };
         let Some(ctid) = std::env::var_os("VEID").map(|v| v.to_string_lossy().into_owned()) else {
-            vzfs::log::init("vzfs-hook", 1, true);
             return finish(Err(Error::Usage(format!("{name}: VEID is not set; this is a vzctl action script (run `vzfs-hook {what} CTID` by hand)"))), what);
         };
         let etc = VzEtc::default();
@@ -122,11 +115,14 @@ fn main() -> ExitCode {
             .map(PathBuf::from)
             .unwrap_or_else(|| etc.ct_conf(&ctid));
         return finish(
-            run(op, &etc, &ctid, ct_conf, None, true),
-            &format!("{what} CT {ctid}"),
+            run(op, &etc, &ctid, ct_conf, None),
+            &format!("{what} CT {}", vzfs::text::escape(&ctid)),
         );
     }
     let cli = Cli::parse();
+    if cli.quiet {
+        vzfs::log::set_verbosity(0);
+    }
     let verbosity = if cli.quiet {
         Some(0)
     } else if cli.verbose > 0 {
@@ -147,7 +143,7 @@ fn main() -> ExitCode {
     };
     let ct_conf = etc.ct_conf(&args.ctid);
     finish(
-        run(op, &etc, &args.ctid, ct_conf, verbosity, true),
+        run(op, &etc, &args.ctid, ct_conf, verbosity),
         &format!("{what} CT {}", args.ctid),
     )
 }

@@ -6,6 +6,13 @@
 //! mount. A path that resolves inside another container's `VE_ROOT` or
 //! `VE_PRIVATE` is refused: a symlink planted by a container must not
 //! redirect a mount made by root on the host.
+//!
+//! What a private area may be, by rule ([`check_private_allowed`]): not `/`
+//! or a system directory ([`SYSTEM_DIRS`], [`SYSTEM_TREES`]), not inside or
+//! an ancestor of another container's area, not an ancestor of where
+//! `vz.conf` puts every container's area (`VE_PRIVATE="/vz/private/"` with
+//! the `$VEID` forgotten would hide every container). And by content
+//! ([`check_empty`]): a mount onto a non-empty directory hides what is there.
 
 use crate::error::{Error, Result};
 use std::fs::File;
@@ -120,6 +127,193 @@ pub fn open_mount_point(path: &Path) -> Result<MountPoint> {
     Ok(mp)
 }
 
+/// Directories that are never a private area themselves (a container
+/// area may lie below some of them, e.g. `/var/lib/vz/private/101`).
+pub const SYSTEM_DIRS: &[&str] = &[
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/media",
+    "/mnt",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/srv",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/var",
+    "/var/lib",
+    "/var/log",
+    "/var/tmp",
+    "/var/cache",
+    "/var/spool",
+    "/var/run",
+    "/var/lock",
+    "/var/mail",
+    "/var/opt",
+    "/var/backups",
+    "/var/local",
+    "/vz",
+];
+
+/// Trees no private area may be anywhere in: the system itself.
+pub const SYSTEM_TREES: &[&str] = &[
+    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run",
+    "/sbin", "/sys", "/usr",
+];
+
+/// Where a container's areas are, for [`check_private_allowed`].
+#[derive(Debug, Clone, Default)]
+pub struct Areas {
+    /// (CTID, key, canonical path): other containers' `VE_PRIVATE`/`VE_ROOT`,
+    /// and this container's own `VE_ROOT`. A private area may be neither
+    /// inside one nor an ancestor of one.
+    pub areas: Vec<(String, &'static str, PathBuf)>,
+    /// (key, directory): the fixed directory part of the `vz.conf`
+    /// templates (`/vz/private` of `/vz/private/$VEID`). A private area may
+    /// not be that directory or an ancestor of it.
+    pub templates: Vec<(&'static str, PathBuf)>,
+}
+
+/// The fixed directory part of a `$VEID` template (`/vz/private/$VEID` ->
+/// `/vz/private`, `/vz/ct-$VEID/private` -> `/vz`); `None` when it has no
+/// `$VEID` or no absolute directory before it.
+pub fn template_dir(template: &str) -> Option<PathBuf> {
+    let pos = template.find('$')?;
+    let prefix = &template[..pos];
+    let dir = if prefix.ends_with('/') {
+        Path::new(prefix).to_path_buf()
+    } else {
+        Path::new(prefix).parent()?.to_path_buf()
+    };
+    let dir = lexical(&dir);
+    dir.is_absolute().then_some(dir)
+}
+
+/// Where `path` is or would be once created: its canonical form when it
+/// exists, else its canonical parent joined with its name.
+pub fn prospective(path: &Path) -> Result<PathBuf> {
+    if let Some(c) = canonical_if_exists(path)? {
+        return Ok(c);
+    }
+    let lex = lexical(path);
+    match (lex.parent(), lex.file_name()) {
+        (Some(parent), Some(name)) => Ok(canonical_if_exists(parent)?
+            .unwrap_or_else(|| parent.to_path_buf())
+            .join(name)),
+        _ => Ok(lex),
+    }
+}
+
+/// The rules of a private area (see the module docs), on `canon` (the
+/// canonical, or [`prospective`], form of the configured path `configured`).
+pub fn check_private_allowed(configured: &Path, canon: &Path, areas: &Areas) -> Result<()> {
+    let shown = || {
+        if canon == configured {
+            crate::text::path(canon)
+        } else {
+            format!(
+                "{} (resolves to {})",
+                crate::text::path(configured),
+                crate::text::path(canon)
+            )
+        }
+    };
+    if SYSTEM_DIRS.iter().any(|d| canon == Path::new(d)) {
+        return Err(Error::refused(format!(
+            "VE_PRIVATE {} is {}: a device mounted there would hide the system's own files. Set VE_PRIVATE to the container's own directory (e.g. VE_PRIVATE=\"/vz/private/$VEID\")",
+            shown(),
+            if canon == Path::new("/") { "the root directory" } else { "a system directory" }
+        )));
+    }
+    if let Some(t) = SYSTEM_TREES.iter().find(|d| canon.starts_with(d)) {
+        return Err(Error::refused(format!(
+            "VE_PRIVATE {} is inside the system directory {t}, where no container area belongs; set VE_PRIVATE to the container's own directory (e.g. VE_PRIVATE=\"/vz/private/$VEID\")",
+            shown()
+        )));
+    }
+    check_not_inside(canon, configured, &areas.areas)?;
+    for (ctid, key, area) in &areas.areas {
+        if area.starts_with(canon) {
+            return Err(Error::refused(format!(
+                "VE_PRIVATE {} contains {key} of container {ctid} ({}): a device mounted there would hide that container's files. Check VE_PRIVATE (a '$VEID' forgotten?)",
+                shown(),
+                crate::text::path(area)
+            )));
+        }
+    }
+    for (key, dir) in &areas.templates {
+        if dir.starts_with(canon) {
+            return Err(Error::refused(format!(
+                "VE_PRIVATE {} is where the global config puts every container's {key} ({}/...): a device mounted there would hide all of them. Check VE_PRIVATE (a '$VEID' forgotten?)",
+                shown(),
+                crate::text::path(dir)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a mount point directory that is not empty, naming a few entries.
+pub fn check_empty(mp: &MountPoint, device: &str) -> Result<()> {
+    use nix::dir::Dir;
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    let mut dir = Dir::openat(
+        &mp._handle,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io("list directory", &mp.path, e.into()))?;
+    const SHOW: usize = 5;
+    const COUNT_MAX: usize = 10_000;
+    let mut names = Vec::new();
+    let mut count = 0usize;
+    for ent in dir.iter() {
+        let ent = ent.map_err(|e| Error::io("list directory", &mp.path, e.into()))?;
+        let name = ent.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        count += 1;
+        if names.len() < SHOW {
+            names.push(crate::text::escape(&String::from_utf8_lossy(name)));
+        }
+        if count >= COUNT_MAX {
+            break;
+        }
+    }
+    if count == 0 {
+        return Ok(());
+    }
+    let more = if count > names.len() {
+        format!(
+            " and {}{} more",
+            if count >= COUNT_MAX { "at least " } else { "" },
+            count - names.len()
+        )
+    } else {
+        String::new()
+    };
+    Err(Error::refused(format!(
+        "VE_PRIVATE {} is not empty (it holds {}{more}): mounting {device} there would hide these files. If VE_PRIVATE is wrong, fix it; if the container ran while its device was not mounted, these are its newer files: copy them onto the device (mount it elsewhere), then empty {} and start again",
+        crate::text::path(&mp.path),
+        names.join(", "),
+        crate::text::path(&mp.path)
+    )))
+}
+
 /// Refuses `canon` when it lies inside (or is) one of `areas` (another
 /// container's `VE_ROOT`/`VE_PRIVATE`, canonical), comparing components, not
 /// string prefixes. `what` names the key being checked.
@@ -132,11 +326,11 @@ pub fn check_not_inside(
         if canon.starts_with(area) {
             return Err(Error::refused(format!(
                 "VE_PRIVATE {} resolves to {}, inside {} of container {} ({}); a symlink in the path may have been planted from inside a container. Fix the path (no symlinks into container areas) before mounting",
-                configured.display(),
-                canon.display(),
+                crate::text::path(configured),
+                crate::text::path(canon),
                 key,
                 ctid,
-                area.display()
+                crate::text::path(area)
             )));
         }
     }
@@ -167,6 +361,50 @@ mod tests {
             check_not_inside(Path::new("/vz/private/10/etc"), Path::new("/x"), &areas).is_err()
         );
         assert!(check_not_inside(Path::new("/vz/private/10"), Path::new("/x"), &areas).is_err());
+    }
+
+    #[test]
+    fn templates_and_system_directories() {
+        assert_eq!(
+            template_dir("/vz/private/$VEID"),
+            Some(PathBuf::from("/vz/private"))
+        );
+        assert_eq!(
+            template_dir("/vz/ct-${VEID}/private"),
+            Some(PathBuf::from("/vz"))
+        );
+        assert_eq!(template_dir("/vz/private/101"), None);
+        let areas = Areas {
+            areas: vec![("102".into(), "VE_PRIVATE", PathBuf::from("/srv/vz/p/102"))],
+            templates: vec![("VE_PRIVATE", PathBuf::from("/vz/private"))],
+        };
+        let ok = |p: &str| check_private_allowed(Path::new(p), Path::new(p), &areas);
+        assert!(ok("/vz/private/101").is_ok());
+        assert!(ok("/var/lib/vz/private/101").is_ok());
+        for bad in [
+            "/",
+            "/etc",
+            "/etc/vz/x",
+            "/usr/lib/x",
+            "/vz/private",
+            "/vz",
+            "/srv/vz",
+            "/srv/vz/p/102/x",
+            "/var/lib",
+        ] {
+            assert!(ok(bad).is_err(), "{bad} must be refused");
+        }
+        // Componentwise: /vz/private/10 is not an ancestor of /vz/private/101.
+        let areas = Areas {
+            areas: vec![("101".into(), "VE_PRIVATE", PathBuf::from("/vz/private/101"))],
+            templates: vec![],
+        };
+        assert!(check_private_allowed(
+            Path::new("/vz/private/10"),
+            Path::new("/vz/private/10"),
+            &areas
+        )
+        .is_ok());
     }
 
     #[test]

@@ -161,7 +161,10 @@ fn missing_files() {
     let e = VzConfig::load_files(&fixture("etc"), &etc.ct_conf("101"), "101").unwrap_err();
     let msg = e.to_string();
     assert!(
-        msg.starts_with(&format!("cannot read {}:", fixture("etc").display())),
+        msg.starts_with(&format!(
+            "{}: a directory, not a regular file",
+            fixture("etc").display()
+        )),
         "{msg}"
     );
 
@@ -309,6 +312,111 @@ fn malformed_configs_name_file_and_line() {
         let e2 = VzConfig::load_files(&fixture("no-such-global.conf"), &path, "101").unwrap_err();
         assert_eq!(e2.to_string(), msg);
     }
+}
+
+#[test]
+fn lines_vzctl_skips_are_skipped_unless_meant_for_our_keys() {
+    // vzctl starts this container (it warns about lines 3-8 and skips them),
+    // so vzfs must read it too: only the keys vzfs uses are validated.
+    let path = fixture("skipped/vzctl-skips.conf");
+    let c = VzConfig::load_files(&fixture("no-such-global.conf"), &path, "101").unwrap();
+    c.check_vzfs_keys().unwrap();
+    assert_eq!(c.literal("VE_DEVICE").unwrap().unwrap().raw, "/dev/sdb1");
+    assert_eq!(c.literal("VE_DEVICE").unwrap().unwrap().origin.line, 9);
+    assert_eq!(c.get("ONBOOT").unwrap().raw, "yes");
+    for skipped in [
+        "PATH",
+        "export PATH",
+        "HOSTNAME",
+        "HOSTNAME ",
+        "DESCRIPTION",
+        "NAME",
+        "NOTE",
+    ] {
+        assert!(
+            c.get(skipped).is_none(),
+            "{skipped} must be skipped as vzctl skips it"
+        );
+    }
+    // The same kinds of line meant for a key vzfs uses are errors (see
+    // malformed_configs_name_file_and_line): each kind, on VZFS_VERBOSE too.
+    for (text, needle) in [
+        ("export VZFS_VERBOSE=2\n", "drop 'export'"),
+        ("VZFS_VERBOSE 2\n", "no '='"),
+        ("LOCKDIR =/x\n", "without blanks"),
+        ("VE_PRIVATE=\"/vz/private/1\n", "unterminated quote"),
+        ("VE_ROOT=\"/vz/\0root\"\n", "NUL"),
+    ] {
+        let e = vzfs::config::parse(Path::new("t.conf"), text).unwrap_err();
+        assert!(e.to_string().contains(needle), "{text:?}: {e}");
+        assert!(e.to_string().starts_with("t.conf:1: "), "{e}");
+    }
+}
+
+#[test]
+fn config_files_that_are_not_regular_files_are_refused_without_blocking() {
+    let s = Scratch::new("special");
+    let fifo = s.0.join("101.conf");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    // A FIFO with no writer: opening it for reading would block forever
+    // without O_NONBLOCK. Run in a thread with a deadline.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let f2 = fifo.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(
+            VzConfig::load_files(Path::new("/nonexistent/vz.conf"), &f2, "101")
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        );
+    });
+    let r = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("reading a FIFO config hung");
+    let e = r.unwrap_err();
+    assert!(
+        e.contains("a FIFO") && e.contains(&fifo.display().to_string()),
+        "{e}"
+    );
+    // A character device (/dev/zero would read until memory runs out).
+    let e = read(Path::new("/dev/zero")).unwrap_err().to_string();
+    assert!(
+        e.contains("a character device") && e.contains("/dev/zero"),
+        "{e}"
+    );
+    // A directory.
+    let e = read(&s.0).unwrap_err().to_string();
+    assert!(e.contains("a directory"), "{e}");
+    // Too large: a cap, not a read of everything.
+    let big = s.0.join("big.conf");
+    fs::write(
+        &big,
+        vec![b'#'; (vzfs::config::MAX_CONFIG_BYTES + 1) as usize],
+    )
+    .unwrap();
+    let e = read(&big).unwrap_err().to_string();
+    assert!(e.contains("more than the 1048576 bytes"), "{e}");
+}
+
+#[test]
+fn long_values_are_cut_in_messages() {
+    let v = "a".repeat(10 << 20);
+    let text = format!("VE_PRIVATE=/vz/private/101\nVE_DEVICE=/dev/sdb1\nVE_DEVICE_FSCK=\"{v}\"\n");
+    let f = vzfs::config::parse(Path::new("t.conf"), &text).unwrap();
+    let c = VzConfig::from_files(
+        vzfs::config::ConfigFile {
+            path: "g".into(),
+            entries: vec![],
+        },
+        f,
+        "101",
+    );
+    let e = vzfs::hook::CtFs::from_config(&c).unwrap_err().to_string();
+    assert!(e.len() < 600, "message of {} bytes", e.len());
+    assert!(
+        e.contains("(10485760 bytes)") && e.contains("t.conf:3"),
+        "{}",
+        &e[..200.min(e.len())]
+    );
 }
 
 #[test]

@@ -486,7 +486,7 @@ fn fsck_modes() {
         // A bad value is a config error naming the key.
         ct(w, "130", &dev, "VE_DEVICE_FSCK=sometimes\n");
         let r = w.vzctl_hook("vps.premount", "130");
-        assert_code(&r, 1, "bad VE_DEVICE_FSCK");
+        assert_code(&r, 2, "bad VE_DEVICE_FSCK");
         assert!(
             r.stderr.contains("VE_DEVICE_FSCK") && r.stderr.contains("130.conf:4"),
             "{}",
