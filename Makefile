@@ -12,8 +12,16 @@ prereqs:
 build:
 	$(CARGO) build --workspace --bins
 
+# The hook is exec'd twice per container start/stop: it is linked statically
+# (glibc static-pie: no dynamic loader, no shared libraries at start-up). The
+# explicit --target keeps the static flag off build scripts and proc-macros;
+# the result replaces the dynamic build in target/release.
+HOST_TARGET := $(shell rustc -vV | sed -n 's/^host: //p')
 release:
 	$(CARGO) build --release --workspace --bins
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release -p vzfs-hook --bin vzfs-hook \
+		--target $(HOST_TARGET) --target-dir target/static
+	install -m 755 target/static/$(HOST_TARGET)/release/vzfs-hook target/release/vzfs-hook
 
 # Unit tests, the hook's tests on real loop devices, the lab's tests and the
 # end-to-end migration tests. Root is required (tests fail, not skip, without it;

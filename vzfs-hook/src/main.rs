@@ -1,10 +1,19 @@
 //! `vzfs-hook`: vzctl's `vps.premount` / `vps.postumount` action script (it
 //! dispatches on the name it was started as), and admin subcommands
 //! `premount`, `postumount` and `status`. Thin: all work is in the library.
+//!
+//! Start-up is part of the hook's cost (vzctl execs it twice per start/stop
+//! cycle), so the binary has no Rust runtime start-up (`#![no_main]`: the C
+//! `main` below is the entry point; std works without it on Linux, argv
+//! included): no stack-guard probing of `/proc/self/maps`, no alternate
+//! signal stack. What that start-up did that matters is done here: SIGPIPE
+//! is ignored (a closed stderr is an error to report, not a death mid-mount)
+//! and stdout is flushed before returning.
+#![no_main]
 
 use clap::{Parser, Subcommand};
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use vzfs::config::{validate_ctid, VzConfig, VzEtc};
 use vzfs::error::{chain, exit, Error};
 use vzfs::hook::{self, CtFs};
@@ -71,17 +80,29 @@ fn run(
     }
 }
 
-fn finish(r: Result<(), Error>, what: &str) -> ExitCode {
+fn finish(r: Result<(), Error>, what: &str) -> i32 {
     match r {
-        Ok(()) => ExitCode::from(exit::OK as u8),
+        Ok(()) => exit::OK,
         Err(e) => {
             vzfs::log::error(&format!("{what}: {}", chain(&e)));
-            ExitCode::from(e.exit_code() as u8)
+            e.exit_code()
         }
     }
 }
 
-fn main() -> ExitCode {
+/// The entry point (see the module docs for why it is C's `main`).
+#[no_mangle]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    let code = run_main();
+    let _ = std::io::stdout().flush();
+    code
+}
+
+fn run_main() -> i32 {
     // Logging first: an error in reading the config reaches syslog too.
     // The verbosity of the config (VZFS_VERBOSE) is applied once it is read.
     vzfs::log::init("vzfs-hook", 1, true);

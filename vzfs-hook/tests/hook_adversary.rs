@@ -443,7 +443,16 @@ fn process_names_cannot_forge_lines() {
                 .spawn()
                 .unwrap(),
         );
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        // Until the child has exec'd, it still carries the test's name.
+        let start = Instant::now();
+        let mut comm = String::new();
+        while start.elapsed() < Duration::from_secs(10) {
+            comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+            if comm == "a\nvzfs-hook: ok\n" {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert_eq!(comm, "a\nvzfs-hook: ok\n");
         let r = w.vzctl_hook("vps.postumount", "701");
         assert_code(&r, 5, "postumount of a busy fs");
