@@ -34,7 +34,7 @@
 //!    lines (with a debug message naming file and line), so a container that
 //!    vzctl starts is not stopped by a line vzctl ignores (`export FOO=bar`,
 //!    a stray word). Except when the line was evidently meant for a key vzfs
-//!    uses ([`OWN_KEYS`]: `export VE_DEVICE=...`, `VE_DEVICE = ...`,
+//!    uses ([`VZFS_KEYS`]: `export VE_DEVICE=...`, `VE_DEVICE = ...`,
 //!    `VE_DEVICE /dev/sdb`): silently dropping a line meant to set
 //!    `VE_DEVICE` would start the container on the node's own disk, so that is
 //!    a [`ConfigError::Syntax`] naming file and line and the fix.
@@ -42,7 +42,7 @@
 //!    everything after it up to the *last* `"` on the line; whatever follows
 //!    that quote is dropped (`KEY="a" # note` gives `a`, `KEY="a"b"` gives
 //!    `a"b`). Without a closing quote vzctl skips the line ("unmatched
-//!    quotes"); vzfs skips it too, and refuses it for a key of [`OWN_KEYS`].
+//!    quotes"); vzfs skips it too, and refuses it for a key of [`VZFS_KEYS`].
 //!    Any other value is taken verbatim up to the
 //!    end of the line, including leading blanks and a `# comment`
 //!    (`KEY= x # y` gives ` x # y`). vzctl gives single quotes no meaning.
@@ -77,7 +77,7 @@
 //!     file made of one line without a final newline loses its last
 //!     character; vzctl also stops at a NUL byte. vzfs reads the whole line;
 //!     a line with a NUL byte is skipped, and refused for a key of
-//!     [`OWN_KEYS`].
+//!     [`VZFS_KEYS`].
 //!
 //! # Reading is bounded
 //!
@@ -123,22 +123,9 @@ use std::path::{Path, PathBuf};
 /// The real configuration root of vzctl.
 pub const DEFAULT_ROOT: &str = "/etc/vz";
 
-/// The keys vzfs relies on; each goes through the shell-code check.
+/// The keys vzfs relies on; each goes through the shell-code check, and a
+/// malformed line meant for one of them is an error, not a skipped line.
 pub const VZFS_KEYS: &[&str] = &[
-    "VE_PRIVATE",
-    "VE_ROOT",
-    "VE_DEVICE",
-    "VE_DEVICE_FSTYPE",
-    "VE_DEVICE_OPTIONS",
-    "VE_DEVICE_FSCK",
-    "VE_DUMP_DEVICE",
-    "LOCKDIR",
-    "DUMPDIR",
-];
-
-/// Every key whose value vzfs reads: a malformed line meant for one of them
-/// is an error, not a skipped line.
-pub const OWN_KEYS: &[&str] = &[
     "VE_PRIVATE",
     "VE_ROOT",
     "VE_DEVICE",
@@ -457,7 +444,7 @@ enum Line<'a> {
 /// The problem with a malformed line: (what is wrong, what to do).
 type LineProblem = (String, String);
 
-/// The key of [`OWN_KEYS`] a malformed line was evidently meant to set:
+/// The key of [`VZFS_KEYS`] a malformed line was evidently meant to set:
 /// its first word, without `export` and blanks.
 fn meant_for_own_key(s: &str) -> Option<&'static str> {
     let s = s.trim_start_matches(c_space);
@@ -468,12 +455,12 @@ fn meant_for_own_key(s: &str) -> Option<&'static str> {
         .unwrap_or(s);
     let word_end = s.find(|c: char| c == '=' || c_space(c)).unwrap_or(s.len());
     let word = &s[..word_end];
-    OWN_KEYS.iter().copied().find(|k| *k == word)
+    VZFS_KEYS.iter().copied().find(|k| *k == word)
 }
 
 /// Parse one line (without its `\n`) that vzctl's `unescapestr()` already
 /// processed. Lines vzctl skips are [`Line::Ignored`], unless they were
-/// meant for a key of [`OWN_KEYS`] (an error).
+/// meant for a key of [`VZFS_KEYS`] (an error).
 fn parse_unescaped(s: &str) -> Result<Line<'_>, LineProblem> {
     let s = s.trim_start_matches(c_space);
     if s.is_empty() || s.starts_with('#') {

@@ -12,16 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn ct(w: &World, id: &str, device: &Path, extra: &str) {
-    w.ct_conf(
-        id,
-        &format!(
-            "# CT {id}\nOSTEMPLATE=\"debian\"\nVE_DEVICE=\"{}\"\n{extra}",
-            device.display()
-        ),
-    );
-}
-
 /// Runs the hook as vzctl does, but gives up (and fails) after `limit`.
 fn hook_with_deadline(w: &World, script: &str, ctid: &str, limit: Duration) -> HookRun {
     let mut child = w

@@ -10,16 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn ct(w: &World, id: &str, device: &Path, extra: &str) {
-    w.ct_conf(
-        id,
-        &format!(
-            "# CT {id}\nOSTEMPLATE=\"debian\"\nVE_DEVICE=\"{}\"\n{extra}",
-            device.display()
-        ),
-    );
-}
-
 #[test]
 fn ext4_premount_postumount_as_vzctl_runs_it() {
     root_test("ext4_cycle", |w| {

@@ -298,6 +298,17 @@ impl World {
     }
 }
 
+/// Writes a container config with `VE_DEVICE` and `extra` lines.
+pub fn ct(w: &World, id: &str, device: &Path, extra: &str) {
+    w.ct_conf(
+        id,
+        &format!(
+            "# CT {id}\nOSTEMPLATE=\"debian\"\nVE_DEVICE=\"{}\"\n{extra}",
+            device.display()
+        ),
+    );
+}
+
 fn into_run(o: Output) -> HookRun {
     HookRun {
         code: o.status.code().unwrap_or(-1),
