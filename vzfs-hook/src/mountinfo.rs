@@ -113,7 +113,6 @@ pub fn parse_line(origin: &Path, lineno: usize, line: &str) -> Result<MountEntry
     let parent_id = next("parent id")?.parse().map_err(|_| err("parent id"))?;
     let dev = DevNum::parse(next("major:minor")?).ok_or_else(|| err("major:minor"))?;
     let root = path_field(next("root")?);
-    drop(next);
     let mut root_deleted = false;
     if it.peek() == Some(&"(deleted)") {
         it.next();

@@ -306,19 +306,15 @@ fn a_damaged_mmp_field_is_a_device_error_naming_the_field() {
     root_test("mmp_field", |w| {
         let d = w.disk("m", "ext4", &["-O", "mmp", "-E", "mmp_update_interval=1"]);
         // s_mmp_block (superblock offset 0x168) near 2^64.
-        let mut f = std::fs::OpenOptions::new()
+        let f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .open(&d)
             .unwrap();
         let mut orig = [0u8; 8];
         std::os::unix::fs::FileExt::read_exact_at(&f, &mut orig, 1024 + 0x168).unwrap();
-        std::os::unix::fs::FileExt::write_all_at(
-            &mut f,
-            &(u64::MAX - 7).to_le_bytes(),
-            1024 + 0x168,
-        )
-        .unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, &(u64::MAX - 7).to_le_bytes(), 1024 + 0x168)
+            .unwrap();
         f.sync_all().unwrap();
         drop(f);
         ct(w, "401", &d, "");
@@ -340,9 +336,9 @@ fn a_damaged_mmp_field_is_a_device_error_naming_the_field() {
             r.stderr
         );
         // An interval over the kernel's 300 s would make premount wait for hours.
-        let mut f = std::fs::OpenOptions::new().write(true).open(&d).unwrap();
-        std::os::unix::fs::FileExt::write_all_at(&mut f, &orig, 1024 + 0x168).unwrap();
-        std::os::unix::fs::FileExt::write_all_at(&mut f, &[0xff, 0xff], 1024 + 0x166).unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&d).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, &orig, 1024 + 0x168).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, &[0xff, 0xff], 1024 + 0x166).unwrap();
         drop(f);
         let r = w.vzctl_hook("vps.premount", "401");
         assert_code(&r, 3, "premount");
