@@ -1,52 +1,24 @@
 //! `vzfs-hook`: vzctl's `vps.premount` / `vps.postumount` action script (it
 //! dispatches on the name it was started as), and admin subcommands
-//! `premount`, `postumount` and `status`. Thin: all work is in the library.
+//! `premount`, `postumount`, `status`, `install` and `uninstall`. An admin
+//! script chained by `install --chain` runs after our premount succeeded and
+//! before our postumount ([`vzfs::chain`]). Thin: all work is in the library.
 
-use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use clap::Parser;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use vzfs::cli::{Cli, InstallArgs, OpCmd, PlaceArgs};
 use vzfs::config::{validate_ctid, VzConfig, VzEtc};
 use vzfs::error::{chain, exit, Error};
 use vzfs::hook::{self, CtFs};
+use vzfs::install::{self, InstallError, Layout, Mode};
 use vzfs::sys::RealSys;
-
-#[derive(Parser)]
-#[command(name = "vzfs-hook", version, about = "Mount an OpenVZ container's own device (VE_DEVICE) on VE_PRIVATE, safely", long_about = None)]
-struct Cli {
-    /// vzctl's configuration directory
-    #[arg(long, default_value = "/etc/vz", global = true)]
-    etc_vz: PathBuf,
-    /// More detail (repeat for debug)
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
-    verbose: u8,
-    /// Only errors and warnings
-    #[arg(short, long, global = true)]
-    quiet: bool,
-    #[command(subcommand)]
-    cmd: OpCmd,
-}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Op {
     Premount,
     Postumount,
     Status,
-}
-
-#[derive(clap::Args)]
-struct OpArgs {
-    /// Container ID
-    ctid: String,
-}
-
-#[derive(Subcommand)]
-enum OpCmd {
-    /// Mount VE_DEVICE on VE_PRIVATE (what vps.premount does)
-    Premount(OpArgs),
-    /// Unmount VE_DEVICE from VE_PRIVATE (what vps.postumount does)
-    Postumount(OpArgs),
-    /// Show what would be mounted where, and what is mounted now
-    Status(OpArgs),
 }
 
 fn run(
@@ -121,10 +93,38 @@ fn main() -> ExitCode {
         let ct_conf = std::env::var_os("VE_CONFFILE")
             .map(PathBuf::from)
             .unwrap_or_else(|| etc.ct_conf(&ctid));
-        return finish(
-            run(op, &etc, &ctid, ct_conf, None, true),
-            &format!("{what} CT {ctid}"),
-        );
+        let what = format!("{what} CT {ctid}");
+        // An admin's script chained by `vzfs-hook install --chain`: checked
+        // before anything is done, so an unsafe one stops the hook early.
+        let chained = match vzfs::chain::find(&argv0) {
+            Ok(c) => c,
+            Err(e) => {
+                vzfs::log::init("vzfs-hook", 1, true);
+                return finish_install(Err(e), &what);
+            }
+        };
+        if op == Op::Premount {
+            let r = run(op, &etc, &ctid, ct_conf, None, true);
+            if r.is_err() {
+                return finish(r, &what);
+            }
+            return match chained {
+                Some(s) => finish_install(vzfs::chain::run(&s), &what),
+                None => finish(r, &what),
+            };
+        }
+        // postumount: theirs first (VE_PRIVATE still mounted), then ours,
+        // which runs even when theirs failed (the unmount is the cleanup).
+        let theirs = chained.map(|s| vzfs::chain::run(&s));
+        let ours = run(op, &etc, &ctid, ct_conf, None, true);
+        return match (ours, theirs) {
+            (Err(e), Some(Err(t))) => {
+                vzfs::log::error(&format!("{what}: {}", chain(&t)));
+                finish(Err(e), &what)
+            }
+            (ours @ Err(_), _) | (ours @ Ok(()), None | Some(Ok(()))) => finish(ours, &what),
+            (Ok(()), Some(t)) => finish_install(t, &what),
+        };
     }
     let cli = Cli::parse();
     let verbosity = if cli.quiet {
@@ -134,12 +134,14 @@ fn main() -> ExitCode {
     } else {
         None
     };
-    let etc = VzEtc::new(cli.etc_vz);
     let (op, args) = match cli.cmd {
         OpCmd::Premount(a) => (Op::Premount, a),
         OpCmd::Postumount(a) => (Op::Postumount, a),
         OpCmd::Status(a) => (Op::Status, a),
+        OpCmd::Install(a) => return install_cmd(&cli.etc_vz, a),
+        OpCmd::Uninstall(a) => return uninstall_cmd(&cli.etc_vz, a),
     };
+    let etc = VzEtc::new(cli.etc_vz);
     let what = match op {
         Op::Premount => "premount",
         Op::Postumount => "postumount",
@@ -150,4 +152,85 @@ fn main() -> ExitCode {
         run(op, &etc, &args.ctid, ct_conf, verbosity, true),
         &format!("{what} CT {}", args.ctid),
     )
+}
+
+fn finish_install(r: Result<(), InstallError>, what: &str) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::from(exit::OK as u8),
+        Err(e) => {
+            vzfs::log::error(&format!("{what}: {}", chain(&e)));
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn layout(etc_vz: &Path, place: &PlaceArgs) -> Layout {
+    Layout {
+        scripts_dir: place
+            .scripts_dir
+            .clone()
+            .unwrap_or_else(|| install::default_scripts_dir(etc_vz)),
+        hook_path: place.hook_path.clone(),
+    }
+}
+
+/// Prints `lines` on stdout; an error as one `vzfs-hook: error: ...` line
+/// per problem on stderr.
+fn report(r: Result<Vec<String>, InstallError>) -> ExitCode {
+    match r {
+        Ok(lines) => {
+            for l in lines {
+                println!("{l}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            for l in chain(&e).lines() {
+                eprintln!("vzfs-hook: error: {l}");
+            }
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn install_cmd(etc_vz: &Path, a: InstallArgs) -> ExitCode {
+    let l = layout(etc_vz, &a.place);
+    let names = match install::hook_names(&a.place.ctids) {
+        Ok(n) => n,
+        Err(e) => return report(Err(e)),
+    };
+    if a.check {
+        return match install::check(&l, &names) {
+            Ok((lines, all_ours)) => {
+                report(Ok(lines));
+                ExitCode::from(if all_ours { 0 } else { install::EXIT_REFUSED as u8 })
+            }
+            Err(e) => report(Err(e)),
+        };
+    }
+    let mode = match (a.chain, a.force) {
+        (true, _) => Mode::Chain,
+        (_, true) => Mode::Force,
+        _ => Mode::Plain,
+    };
+    report(install::install(&l, &names, mode))
+}
+
+fn uninstall_cmd(etc_vz: &Path, a: PlaceArgs) -> ExitCode {
+    let l = layout(etc_vz, &a);
+    let names = if a.ctids.is_empty() {
+        install::all_names(&l)
+    } else {
+        install::hook_names(&a.ctids)
+    };
+    match names.and_then(|n| install::uninstall(&l, &n)) {
+        Ok((lines, problems)) => {
+            let code = report(Ok(lines));
+            if problems.is_empty() {
+                return code;
+            }
+            report(Err(InstallError::Refused(problems.join("\n"))))
+        }
+        Err(e) => report(Err(e)),
+    }
 }
