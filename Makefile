@@ -2,7 +2,7 @@
 CARGO ?= cargo
 TEST_THREADS ?= 2
 
-.PHONY: all build release test demo bench prereqs fmt clean
+.PHONY: all build release package test demo bench prereqs fmt clean
 
 all: build
 
@@ -15,10 +15,17 @@ build:
 release:
 	$(CARGO) build --release --workspace --bins
 
+# target/package/vzfs_VERSION_ARCH.deb and vzfs-VERSION-1.ARCH.rpm from the
+# release binaries, with man pages and completions (scripts/build-packages;
+# writes only under target/).
+package: prereqs
+	CARGO=$(CARGO) sh scripts/build-packages
+
 # Unit tests, the hook's tests on real loop devices, the lab's tests and the
 # end-to-end migration tests. Root is required (tests fail, not skip, without it;
-# VZFS_SKIP_ROOT_TESTS=1 skips them and says how many).
-test: prereqs build
+# VZFS_SKIP_ROOT_TESTS=1 skips them and says how many). The package tests
+# (tests/tests/packages.rs) check the packages `package` just built.
+test: prereqs build package
 	$(CARGO) test --workspace -- --test-threads=$(TEST_THREADS)
 
 # The main job, in the two-node lab: every step printed in words.
