@@ -53,7 +53,11 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), DocError> {
 
 /// The shells completions are made for, with the file name each expects
 /// (bash-completion and fish load `CMD`/`CMD.fish`, zsh `_CMD`).
-pub const SHELLS: &[(Shell, &str)] = &[(Shell::Bash, "bash"), (Shell::Zsh, "zsh"), (Shell::Fish, "fish")];
+pub const SHELLS: &[(Shell, &str)] = &[
+    (Shell::Bash, "bash"),
+    (Shell::Zsh, "zsh"),
+    (Shell::Fish, "fish"),
+];
 
 pub fn completion_file_name(shell: Shell, cmd: &str) -> String {
     match shell {
@@ -74,7 +78,10 @@ pub fn generate(out: &Path, date: &str) -> Result<Vec<PathBuf>, DocError> {
         for (shell, dir) in SHELLS {
             let mut buf = Vec::new();
             clap_complete::generate(*shell, &mut cmd.clone(), name, &mut buf);
-            let f = out.join("completions").join(dir).join(completion_file_name(*shell, name));
+            let f = out
+                .join("completions")
+                .join(dir)
+                .join(completion_file_name(*shell, name));
             write(&f, &buf)?;
             written.push(f);
         }

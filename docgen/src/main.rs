@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "vzfs-docgen", version, about = "Render the vzfs man pages and shell completions from the clap definitions")]
+#[command(
+    name = "vzfs-docgen",
+    version,
+    about = "Render the vzfs man pages and shell completions from the clap definitions"
+)]
 struct Cli {
     /// Date printed in the pages (default: SOURCE_DATE_EPOCH, else today)
     #[arg(long, value_name = "YYYY-MM-DD")]

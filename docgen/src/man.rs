@@ -58,7 +58,10 @@ fn aliases(cmd: &clap::Command) -> String {
             continue;
         };
         for alias in al {
-            o.push_str(&tp(&format!("--{alias}"), &format!("The same as --{long}.")));
+            o.push_str(&tp(
+                &format!("--{alias}"),
+                &format!("The same as --{long}."),
+            ));
         }
     }
     o
@@ -212,8 +215,17 @@ mod tests {
             let mut n = 0;
             for h in helps {
                 for w in h.split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']') {
-                    let w = w.split('=').next().unwrap().trim_end_matches(['.', ':', ')']);
-                    if w.starts_with("--") && w.len() > 2 && w[2..].chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                    let w = w
+                        .split('=')
+                        .next()
+                        .unwrap()
+                        .trim_end_matches(['.', ':', ')']);
+                    if w.starts_with("--")
+                        && w.len() > 2
+                        && w[2..]
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    {
                         n += 1;
                         assert!(page.contains(w), "{bin}(8) lacks {w}");
                     }
@@ -225,8 +237,21 @@ mod tests {
 
     #[test]
     fn hook_page_has_its_sections() {
-        let p = page("vzfs-hook", <vzfs::cli::Cli as clap::CommandFactory>::command(), "2026-01-01");
-        for s in [".TH vzfs-hook 8", ".SH SUBCOMMANDS", "vzfs\\-hook install", "\\-\\-chain", ".SH EXIT STATUS", ".SH FILES", "vzfs\\-chained", ".SH EXAMPLES"] {
+        let p = page(
+            "vzfs-hook",
+            <vzfs::cli::Cli as clap::CommandFactory>::command(),
+            "2026-01-01",
+        );
+        for s in [
+            ".TH vzfs-hook 8",
+            ".SH SUBCOMMANDS",
+            "vzfs\\-hook install",
+            "\\-\\-chain",
+            ".SH EXIT STATUS",
+            ".SH FILES",
+            "vzfs\\-chained",
+            ".SH EXAMPLES",
+        ] {
             assert!(p.contains(s), "missing {s:?}:\n{p}");
         }
     }

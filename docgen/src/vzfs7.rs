@@ -25,7 +25,11 @@ pub fn page(date: &str) -> String {
         ".TH VZFS 7 \"{date}\" \"vzfs {version}\" \"vzfs\"\n"
     ));
     o.push_str(&section("NAME"));
-    o.push_str(&format!("{} \\- {}\n", esc("vzfs"), esc("every OpenVZ container on its own filesystem: configuration keys")));
+    o.push_str(&format!(
+        "{} \\- {}\n",
+        esc("vzfs"),
+        esc("every OpenVZ container on its own filesystem: configuration keys")
+    ));
     o.push_str(&section("DESCRIPTION"));
     o.push_str(&para("vzfs is for OpenVZ hosts running legacy vzctl 4.x whose containers have their own filesystem (VE_DEVICE: a block device, often a SAN LUN presented to several nodes). vzfs-hook(8) mounts it before vzctl mounts the container and unmounts it afterwards; vzfs-migrate(8) migrates containers knowing their filesystems."));
     o.push_str(&para("The keys below go into the container's /etc/vz/conf/CTID.conf, or globally into /etc/vz/vz.conf; the container's file wins."));
@@ -41,17 +45,34 @@ pub fn page(date: &str) -> String {
     for (f, what) in [
         ("/etc/vz/vz.conf", "global configuration"),
         ("/etc/vz/conf/CTID.conf", "a container's configuration"),
-        ("/etc/vz/conf/vps.premount, /etc/vz/conf/vps.postumount", "symlinks to /usr/sbin/vzfs-hook (vzfs-hook install)"),
-        ("/etc/vz/conf/vzfs-chained/", "admin scripts run by the hook (install --chain)"),
-        ("/etc/vz/conf/vzfs-saved/", "admin scripts replaced by install --force, not run"),
+        (
+            "/etc/vz/conf/vps.premount, /etc/vz/conf/vps.postumount",
+            "symlinks to /usr/sbin/vzfs-hook (vzfs-hook install)",
+        ),
+        (
+            "/etc/vz/conf/vzfs-chained/",
+            "admin scripts run by the hook (install --chain)",
+        ),
+        (
+            "/etc/vz/conf/vzfs-saved/",
+            "admin scripts replaced by install --force, not run",
+        ),
         ("LOCKDIR/vzfs-CTID.lck", "the hook's lock"),
-        ("LOCKDIR/CTID.migrate-journal", "vzfs-migrate's undo journal"),
-        ("/usr/share/doc/vzfs/examples/", "vz.conf.example and ct.conf.example"),
+        (
+            "LOCKDIR/CTID.migrate-journal",
+            "vzfs-migrate's undo journal",
+        ),
+        (
+            "/usr/share/doc/vzfs/examples/",
+            "vz.conf.example and ct.conf.example",
+        ),
     ] {
         o.push_str(&tp(f, what));
     }
     o.push_str(&section("EXAMPLES"));
-    o.push_str(&para("An insulated container on a SAN LUN, in /etc/vz/conf/123.conf:"));
+    o.push_str(&para(
+        "An insulated container on a SAN LUN, in /etc/vz/conf/123.conf:",
+    ));
     o.push_str(&example("VE_PRIVATE=\"/vz/private/$VEID\"\nVE_DEVICE=\"UUID=3e6be9de-8139-4a0e-9a8f-2a4c0b4c8a01\"\nVE_DEVICE_OPTIONS=\"noatime,nodev\"\nVE_DEVICE_FSCK=\"auto\""));
     o.push_str(&para("Creating a container on its own filesystem, as the seed describes it (vzctl refuses a non-empty private area):"));
     o.push_str(&example("vzctl create 123 --private /var/tmp/123\nmkdir /vz/private/123\nmount /dev/sda1 /vz/private/123\nmv /var/tmp/123/* /vz/private/123\numount /vz/private/123\nvzctl set 123 --private /vz/private/123 --save\necho 'VE_DEVICE=\"/dev/sda1\"' >> /etc/vz/conf/123.conf"));

@@ -41,11 +41,16 @@ fn generated(tag: &str) -> (PathBuf, Vec<PathBuf>) {
 
 #[test]
 fn man_pages_render_without_warnings() {
-    if !require("man", "man_pages_render_without_warnings") || !require("groff", "man_pages_render_without_warnings") {
+    if !require("man", "man_pages_render_without_warnings")
+        || !require("groff", "man_pages_render_without_warnings")
+    {
         return;
     }
     let (d, files) = generated("man");
-    let pages: Vec<&PathBuf> = files.iter().filter(|f| f.starts_with(d.join("man"))).collect();
+    let pages: Vec<&PathBuf> = files
+        .iter()
+        .filter(|f| f.starts_with(d.join("man")))
+        .collect();
     assert_eq!(pages.len(), 3, "{pages:?}");
     for p in pages {
         let out = Command::new("man")
@@ -56,9 +61,17 @@ fn man_pages_render_without_warnings() {
             .output()
             .expect("run man");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success() && err.trim().is_empty(), "{}: man --warnings: {err}", p.display());
+        assert!(
+            out.status.success() && err.trim().is_empty(),
+            "{}: man --warnings: {err}",
+            p.display()
+        );
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("EXAMPLES") || p.ends_with("vzfs.7"), "{}", p.display());
+        assert!(
+            text.contains("EXAMPLES") || p.ends_with("vzfs.7"),
+            "{}",
+            p.display()
+        );
     }
     std::fs::remove_dir_all(&d).unwrap();
 }
@@ -71,8 +84,15 @@ fn completions_parse_in_their_shells() {
         if !require(shell, "completions_parse_in_their_shells") {
             continue;
         }
-        for f in files.iter().filter(|f| f.starts_with(d.join("completions").join(dir))) {
-            let out = Command::new(shell).arg("-n").arg(f).output().expect("run shell");
+        for f in files
+            .iter()
+            .filter(|f| f.starts_with(d.join("completions").join(dir)))
+        {
+            let out = Command::new(shell)
+                .arg("-n")
+                .arg(f)
+                .output()
+                .expect("run shell");
             assert!(
                 out.status.success() && out.stderr.is_empty(),
                 "{shell} -n {}: {}",
@@ -81,8 +101,18 @@ fn completions_parse_in_their_shells() {
             );
             if shell == "zsh" {
                 let first = std::fs::read_to_string(f).unwrap();
-                let name = f.file_name().unwrap().to_str().unwrap().trim_start_matches('_').to_string();
-                assert!(first.starts_with(&format!("#compdef {name}")), "{}", f.display());
+                let name = f
+                    .file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .trim_start_matches('_')
+                    .to_string();
+                assert!(
+                    first.starts_with(&format!("#compdef {name}")),
+                    "{}",
+                    f.display()
+                );
             }
             n += 1;
         }
@@ -94,7 +124,9 @@ fn completions_parse_in_their_shells() {
 /// The README's "Configuration keys" table and vzfs(7) name the same keys.
 #[test]
 fn vzfs7_keys_match_the_readme() {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
     let table = readme
         .split("## Configuration keys")
         .nth(1)
@@ -109,10 +141,16 @@ fn vzfs7_keys_match_the_readme() {
             readme_keys.insert(k.to_string());
         }
     }
-    let page_keys: BTreeSet<String> = vzfs_docgen::vzfs7::KEYS.iter().map(|(k, _)| k.to_string()).collect();
+    let page_keys: BTreeSet<String> = vzfs_docgen::vzfs7::KEYS
+        .iter()
+        .map(|(k, _)| k.to_string())
+        .collect();
     assert_eq!(readme_keys, page_keys);
     let page = vzfs_docgen::vzfs7::page("2026-01-01");
     for k in &page_keys {
-        assert!(page.contains(&format!("\\fB{}\\fR", k.replace('-', "\\-"))), "{k}");
+        assert!(
+            page.contains(&format!("\\fB{}\\fR", k.replace('-', "\\-"))),
+            "{k}"
+        );
     }
 }

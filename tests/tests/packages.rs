@@ -72,7 +72,10 @@ fn packages(test: &str) -> Option<Packages> {
             skip_or_fail(
                 test,
                 SKIP_PKG,
-                &format!("no vzfs {v} .deb and .rpm in {}: run `make package` (make test does)", dir.display()),
+                &format!(
+                    "no vzfs {v} .deb and .rpm in {}: run `make package` (make test does)",
+                    dir.display()
+                ),
             );
             None
         }
@@ -82,11 +85,20 @@ fn packages(test: &str) -> Option<Packages> {
 fn tools(test: &str, list: &[&str]) -> bool {
     let missing: Vec<&str> = list.iter().copied().filter(|t| !have(t)).collect();
     missing.is_empty()
-        || skip_or_fail(test, SKIP_PKG, &format!("missing {missing:?}: run scripts/install-prereqs as root"))
+        || skip_or_fail(
+            test,
+            SKIP_PKG,
+            &format!("missing {missing:?}: run scripts/install-prereqs as root"),
+        )
 }
 
 fn root(test: &str) -> bool {
-    nix::unistd::geteuid().is_root() || skip_or_fail(test, SKIP_ROOT, "needs root (dpkg in a private mount namespace)")
+    nix::unistd::geteuid().is_root()
+        || skip_or_fail(
+            test,
+            SKIP_ROOT,
+            "needs root (dpkg in a private mount namespace)",
+        )
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -107,9 +119,14 @@ fn text(o: &Output) -> String {
 
 /// `packaging/files.txt` for `fmt`: path -> mode, for the binaries `bins`.
 fn expected(fmt: &str, bins: &[&str]) -> BTreeMap<String, u32> {
-    let list = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/files.txt")).unwrap();
+    let list =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/files.txt"))
+            .unwrap();
     let mut m = BTreeMap::new();
-    for l in list.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for l in list
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let f: Vec<&str> = l.split_whitespace().collect();
         assert!(f.len() == 3 || f.len() == 4, "files.txt: {l}");
         if !f[2].split(',').any(|x| x == fmt) {
@@ -133,7 +150,13 @@ fn perm_bits(s: &str) -> u32 {
     m
 }
 
-const TEST_BINARIES: &[&str] = &["vzfs-lab", "vzctl-double", "vzfs-bench", "vzquota-double", "vzfs-docgen"];
+const TEST_BINARIES: &[&str] = &[
+    "vzfs-lab",
+    "vzctl-double",
+    "vzfs-bench",
+    "vzquota-double",
+    "vzfs-docgen",
+];
 
 #[test]
 fn package_contents_match_the_list() {
@@ -161,21 +184,35 @@ fn package_contents_match_the_list() {
         .into_iter()
         .filter(|b| files.contains_key(&format!("/usr/sbin/{b}")))
         .collect();
-    assert_eq!(files, expected("deb", &bins), "dpkg-deb -c {}", p.deb.display());
+    assert_eq!(
+        files,
+        expected("deb", &bins),
+        "dpkg-deb -c {}",
+        p.deb.display()
+    );
     for b in TEST_BINARIES {
         assert!(!files.keys().any(|f| f.ends_with(b)), "{b} packaged");
     }
     let info = text(&run(Command::new("dpkg-deb").arg("-I").arg(&p.deb)));
-    for s in ["Package: vzfs", "Depends: libc6 (>= ", "e2fsprogs", " postinst ", " prerm ", " md5sums "] {
+    for s in [
+        "Package: vzfs",
+        "Depends: libc6 (>= ",
+        "e2fsprogs",
+        " postinst ",
+        " prerm ",
+        " md5sums ",
+    ] {
         assert!(info.contains(s), "dpkg-deb -I lacks {s:?}:\n{info}");
     }
 
     // .rpm
-    let out = run(Command::new("rpm").args([
-        "-qp",
-        "--qf",
-        "[%{FILEMODES:octal} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]",
-    ]).arg(&p.rpm));
+    let out = run(Command::new("rpm")
+        .args([
+            "-qp",
+            "--qf",
+            "[%{FILEMODES:octal} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]",
+        ])
+        .arg(&p.rpm));
     let mut rfiles = BTreeMap::new();
     for l in String::from_utf8_lossy(&out.stdout).lines() {
         let f: Vec<&str> = l.split_whitespace().collect();
@@ -189,13 +226,30 @@ fn package_contents_match_the_list() {
             _ => panic!("unexpected entry in the .rpm: {l}"),
         }
     }
-    assert_eq!(rfiles, expected("rpm", &bins), "rpm -qp {}", p.rpm.display());
-    let lic = text(&run(Command::new("rpm").args(["-qp", "--licensefiles"]).arg(&p.rpm)));
+    assert_eq!(
+        rfiles,
+        expected("rpm", &bins),
+        "rpm -qp {}",
+        p.rpm.display()
+    );
+    let lic = text(&run(Command::new("rpm")
+        .args(["-qp", "--licensefiles"])
+        .arg(&p.rpm)));
     assert!(lic.contains("/usr/share/licenses/vzfs/COPYING"), "{lic}");
-    let docs = text(&run(Command::new("rpm").args(["-qp", "--docfiles"]).arg(&p.rpm)));
-    assert!(docs.contains("/usr/share/doc/vzfs/README.md") && docs.contains("ct.conf.example"), "{docs}");
-    let scripts = text(&run(Command::new("rpm").args(["-qp", "--scripts"]).arg(&p.rpm)));
-    assert!(scripts.contains("vzfs-hook install") && scripts.contains("vzfs-hook uninstall"), "{scripts}");
+    let docs = text(&run(Command::new("rpm")
+        .args(["-qp", "--docfiles"])
+        .arg(&p.rpm)));
+    assert!(
+        docs.contains("/usr/share/doc/vzfs/README.md") && docs.contains("ct.conf.example"),
+        "{docs}"
+    );
+    let scripts = text(&run(Command::new("rpm")
+        .args(["-qp", "--scripts"])
+        .arg(&p.rpm)));
+    assert!(
+        scripts.contains("vzfs-hook install") && scripts.contains("vzfs-hook uninstall"),
+        "{scripts}"
+    );
 }
 
 /// Runs `f` on a thread with its own mount namespace in which `/usr`,
@@ -212,19 +266,49 @@ fn in_throwaway_root(f: impl FnOnce() + Send + 'static) {
     let h = std::thread::spawn(move || {
         let base = dir;
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).expect("unshare(CLONE_NEWNS)");
-        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-            .expect("make / private in the new namespace");
-        mount(Some("tmpfs"), &base, Some("tmpfs"), MsFlags::empty(), Some("mode=0700")).expect("tmpfs");
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .expect("make / private in the new namespace");
+        mount(
+            Some("tmpfs"),
+            &base,
+            Some("tmpfs"),
+            MsFlags::empty(),
+            Some("mode=0700"),
+        )
+        .expect("tmpfs");
         for d in ["usr", "var", "etc"] {
             let (up, work) = (base.join(format!("{d}-up")), base.join(format!("{d}-work")));
             fs::create_dir(&up).unwrap();
             fs::create_dir(&work).unwrap();
-            let opts = format!("lowerdir=/{d},upperdir={},workdir={}", up.display(), work.display());
-            mount(Some("overlay"), format!("/{d}").as_str(), Some("overlay"), MsFlags::empty(), Some(opts.as_str()))
-                .unwrap_or_else(|e| panic!("overlay on /{d}: {e}"));
+            let opts = format!(
+                "lowerdir=/{d},upperdir={},workdir={}",
+                up.display(),
+                work.display()
+            );
+            mount(
+                Some("overlay"),
+                format!("/{d}").as_str(),
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(opts.as_str()),
+            )
+            .unwrap_or_else(|e| panic!("overlay on /{d}: {e}"));
         }
         fs::create_dir_all("/vz").unwrap();
-        mount(Some("tmpfs"), "/vz", Some("tmpfs"), MsFlags::empty(), Some("mode=0755")).expect("tmpfs on /vz");
+        mount(
+            Some("tmpfs"),
+            "/vz",
+            Some("tmpfs"),
+            MsFlags::empty(),
+            Some("mode=0755"),
+        )
+        .expect("tmpfs on /vz");
         f();
         // The namespace (and with it every mount above) goes with the thread.
     });
@@ -278,7 +362,8 @@ fn deb_installs_links_the_hooks_and_removes_cleanly() {
     if !tools(t, &["dpkg", "dpkg-deb"]) || !root(t) {
         return;
     }
-    let debug_help = run(Command::new(vzfs_lab::lab::default_bin_dir().join("vzfs-hook")).arg("--help")).stdout;
+    let debug_help =
+        run(Command::new(vzfs_lab::lab::default_bin_dir().join("vzfs-hook")).arg("--help")).stdout;
     in_throwaway_root(move || {
         vz_conf();
         let out = dpkg(&["-i", p.deb.to_str().unwrap()]);
@@ -291,18 +376,27 @@ fn deb_installs_links_the_hooks_and_removes_cleanly() {
         let files = expected("deb", &bins);
         check_installed(&files);
         for h in ["vps.premount", "vps.postumount"] {
-            let l = fs::read_link(format!("/etc/vz/conf/{h}")).unwrap_or_else(|e| panic!("{h}: {e}\n{o}"));
+            let l = fs::read_link(format!("/etc/vz/conf/{h}"))
+                .unwrap_or_else(|e| panic!("{h}: {e}\n{o}"));
             assert_eq!(l, Path::new("/usr/sbin/vzfs-hook"));
         }
         // The packaged binary is the one this tree builds (same --help).
         let help = run(Command::new("/usr/sbin/vzfs-hook").arg("--help")).stdout;
         assert_eq!(help, debug_help, "the package is stale: run `make package`");
         let chk = run(Command::new("/usr/sbin/vzfs-hook").args(["install", "--check"]));
-        assert!(text(&chk).contains("vps.premount: vzfs-hook"), "{}", text(&chk));
+        assert!(
+            text(&chk).contains("vps.premount: vzfs-hook"),
+            "{}",
+            text(&chk)
+        );
         // man finds the installed pages
         if have("man") {
             let w = run(Command::new("man").args(["-w", "8", "vzfs-hook"]));
-            assert!(text(&w).contains("/usr/share/man/man8/vzfs-hook.8.gz"), "{}", text(&w));
+            assert!(
+                text(&w).contains("/usr/share/man/man8/vzfs-hook.8.gz"),
+                "{}",
+                text(&w)
+            );
         }
 
         let out = dpkg(&["-r", "vzfs"]);
@@ -311,8 +405,15 @@ fn deb_installs_links_the_hooks_and_removes_cleanly() {
             assert!(!Path::new(f).exists(), "{f} left after dpkg -r");
         }
         assert!(!Path::new("/usr/share/doc/vzfs").exists());
-        let left: Vec<_> = fs::read_dir("/etc/vz/conf").unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(left, vec![std::ffi::OsString::from("101.conf")], "dpkg -r left {left:?}");
+        let left: Vec<_> = fs::read_dir("/etc/vz/conf")
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from("101.conf")],
+            "dpkg -r left {left:?}"
+        );
     });
 }
 
@@ -354,7 +455,11 @@ fn deb_with_admin_hooks_chains_them_and_restores_them() {
         return;
     }
     let vzctl_bin = vzfs_lab::lab::default_bin_dir().join("vzctl-double");
-    assert!(vzctl_bin.exists(), "{} missing: run `make build`", vzctl_bin.display());
+    assert!(
+        vzctl_bin.exists(),
+        "{} missing: run `make build`",
+        vzctl_bin.display()
+    );
     in_throwaway_root(move || {
         vz_conf();
         let mut orig = Vec::new();
@@ -363,7 +468,12 @@ fn deb_with_admin_hooks_chains_them_and_restores_them() {
             fs::write(&path, admin_script(k)).unwrap();
             fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
             let md = fs::metadata(&path).unwrap();
-            orig.push((path, fs::read(format!("/etc/vz/conf/vps.{k}")).unwrap(), md.ino(), md.mtime()));
+            orig.push((
+                path,
+                fs::read(format!("/etc/vz/conf/vps.{k}")).unwrap(),
+                md.ino(),
+                md.mtime(),
+            ));
         }
         let unchanged = |orig: &Vec<(String, Vec<u8>, u64, i64)>, same_inode: bool| {
             for (path, bytes, ino, mtime) in orig {
@@ -382,63 +492,133 @@ fn deb_with_admin_hooks_chains_them_and_restores_them() {
         let out = dpkg(&["-i", p.deb.to_str().unwrap()]);
         let o = text(&out);
         assert!(out.status.success(), "dpkg -i: {o}");
-        assert!(o.contains("vzfs-hook install --chain"), "dpkg -i output does not say how to chain:\n{o}");
+        assert!(
+            o.contains("vzfs-hook install --chain"),
+            "dpkg -i output does not say how to chain:\n{o}"
+        );
         unchanged(&orig, true);
         assert!(!Path::new("/etc/vz/conf/vzfs-chained").exists());
 
         // The admin chains them.
         let out = run(Command::new("/usr/sbin/vzfs-hook").args(["install", "--chain"]));
-        assert!(text(&out).contains("vzfs-chained/vps.premount"), "{}", text(&out));
+        assert!(
+            text(&out).contains("vzfs-chained/vps.premount"),
+            "{}",
+            text(&out)
+        );
         for h in ["vps.premount", "vps.postumount"] {
-            assert_eq!(fs::read_link(format!("/etc/vz/conf/{h}")).unwrap(), Path::new("/usr/sbin/vzfs-hook"));
+            assert_eq!(
+                fs::read_link(format!("/etc/vz/conf/{h}")).unwrap(),
+                Path::new("/usr/sbin/vzfs-hook")
+            );
         }
 
         // vzctl mount: our premount first (a shared CT: one notice), then theirs.
         let m = vzctl(&["mount", "101"]);
         let mo = text(&m);
         assert!(m.status.success(), "vzctl mount: {mo}");
-        let ours = mo.find("vzfs-hook: CT 101").unwrap_or_else(|| panic!("no line of vzfs-hook:\n{mo}"));
-        let theirs = mo.find("ADMIN premount ran").unwrap_or_else(|| panic!("admin premount did not run:\n{mo}"));
-        assert!(ours < theirs, "premount order must be ours, then theirs:\n{mo}");
+        let ours = mo
+            .find("vzfs-hook: CT 101")
+            .unwrap_or_else(|| panic!("no line of vzfs-hook:\n{mo}"));
+        let theirs = mo
+            .find("ADMIN premount ran")
+            .unwrap_or_else(|| panic!("admin premount did not run:\n{mo}"));
+        assert!(
+            ours < theirs,
+            "premount order must be ours, then theirs:\n{mo}"
+        );
         let argv = fs::read("/vz/premount.argv").unwrap();
-        assert_eq!(argv, b"/etc/vz/conf/vzfs-chained/vps.premount\x000\x00", "argv: $0 and $# (once)");
-        let mut env: Vec<String> = fs::read("/vz/premount.env").unwrap()
-            .split(|b| *b == 0).filter(|s| !s.is_empty())
+        assert_eq!(
+            argv, b"/etc/vz/conf/vzfs-chained/vps.premount\x000\x00",
+            "argv: $0 and $# (once)"
+        );
+        let mut env: Vec<String> = fs::read("/vz/premount.env")
+            .unwrap()
+            .split(|b| *b == 0)
+            .filter(|s| !s.is_empty())
             .map(|s| String::from_utf8_lossy(s).into_owned())
-            .filter(|s| !s.starts_with("_=") && !s.starts_with("PWD=") && !s.starts_with("SHLVL=") && !s.starts_with("OLDPWD="))
+            .filter(|s| {
+                !s.starts_with("_=")
+                    && !s.starts_with("PWD=")
+                    && !s.starts_with("SHLVL=")
+                    && !s.starts_with("OLDPWD=")
+            })
             .collect();
         env.sort();
         let mut want: Vec<String> = vzfs_lab::vzctl::scripts::script_env("101");
         want.sort();
         want.dedup();
-        assert_eq!(env, want, "the chained script's environment is vzctl's, exactly (bash adds only PWD, SHLVL, _)");
-        assert_eq!(fs::read_to_string("/vz/premount.stdin").unwrap().trim(), "/dev/null");
+        assert_eq!(
+            env, want,
+            "the chained script's environment is vzctl's, exactly (bash adds only PWD, SHLVL, _)"
+        );
+        assert_eq!(
+            fs::read_to_string("/vz/premount.stdin").unwrap().trim(),
+            "/dev/null"
+        );
 
         // vzctl umount: theirs first, then ours.
         let u = vzctl(&["umount", "101"]);
         let uo = text(&u);
         assert!(u.status.success(), "vzctl umount: {uo}");
-        let theirs = uo.find("ADMIN postumount ran").unwrap_or_else(|| panic!("admin postumount did not run:\n{uo}"));
-        let ours = uo.find("vzfs-hook: CT 101").unwrap_or_else(|| panic!("no line of vzfs-hook:\n{uo}"));
-        assert!(theirs < ours, "postumount order must be theirs, then ours:\n{uo}");
-        assert_eq!(fs::read("/vz/postumount.argv").unwrap(), b"/etc/vz/conf/vzfs-chained/vps.postumount\x000\x00");
+        let theirs = uo
+            .find("ADMIN postumount ran")
+            .unwrap_or_else(|| panic!("admin postumount did not run:\n{uo}"));
+        let ours = uo
+            .find("vzfs-hook: CT 101")
+            .unwrap_or_else(|| panic!("no line of vzfs-hook:\n{uo}"));
+        assert!(
+            theirs < ours,
+            "postumount order must be theirs, then ours:\n{uo}"
+        );
+        assert_eq!(
+            fs::read("/vz/postumount.argv").unwrap(),
+            b"/etc/vz/conf/vzfs-chained/vps.postumount\x000\x00"
+        );
 
         // Their failure is the hook's failure: vzctl reports the premount error.
         fs::write("/vz/fail-premount", "").unwrap();
         let m = vzctl(&["mount", "101"]);
         let mo = text(&m);
-        assert_eq!(m.status.code(), Some(79), "vzctl mount with a failing chained premount: {mo}");
-        assert!(mo.contains("chained admin script /etc/vz/conf/vzfs-chained/vps.premount exited with status 3"), "{mo}");
+        assert_eq!(
+            m.status.code(),
+            Some(79),
+            "vzctl mount with a failing chained premount: {mo}"
+        );
+        assert!(
+            mo.contains(
+                "chained admin script /etc/vz/conf/vzfs-chained/vps.premount exited with status 3"
+            ),
+            "{mo}"
+        );
         fs::remove_file("/vz/fail-premount").unwrap();
-        let runs = || fs::read("/vz/premount.argv").unwrap().split(|b| *b == 0).filter(|s| !s.is_empty()).count() / 2;
+        let runs = || {
+            fs::read("/vz/premount.argv")
+                .unwrap()
+                .split(|b| *b == 0)
+                .filter(|s| !s.is_empty())
+                .count()
+                / 2
+        };
         assert_eq!(runs(), 2, "twice in all, once per call");
 
         // Our premount failed (a config value it cannot use): theirs does not run.
-        fs::write("/etc/vz/conf/101.conf", format!("{CT_CONF}VE_DEVICE=/dev/vzfs-test-none\nVE_DEVICE_FSCK=maybe\n")).unwrap();
+        fs::write(
+            "/etc/vz/conf/101.conf",
+            format!("{CT_CONF}VE_DEVICE=/dev/vzfs-test-none\nVE_DEVICE_FSCK=maybe\n"),
+        )
+        .unwrap();
         let m = vzctl(&["mount", "101"]);
         let mo = text(&m);
-        assert_eq!(m.status.code(), Some(79), "vzctl mount with a failing premount: {mo}");
-        assert!(mo.contains("VE_DEVICE_FSCK") && !mo.contains("ADMIN premount ran"), "{mo}");
+        assert_eq!(
+            m.status.code(),
+            Some(79),
+            "vzctl mount with a failing premount: {mo}"
+        );
+        assert!(
+            mo.contains("VE_DEVICE_FSCK") && !mo.contains("ADMIN premount ran"),
+            "{mo}"
+        );
         assert_eq!(runs(), 2, "the chained premount ran after ours failed");
         fs::write("/etc/vz/conf/101.conf", CT_CONF).unwrap();
 

@@ -28,7 +28,9 @@ use std::process::{Command, Stdio};
 fn open_nofollow(dir: Option<&OwnedFd>, path: &Path, flags: i32) -> io::Result<OwnedFd> {
     let c = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let dirfd = dir.map(|d| std::os::fd::AsRawFd::as_raw_fd(d)).unwrap_or(libc::AT_FDCWD);
+    let dirfd = dir
+        .map(|d| std::os::fd::AsRawFd::as_raw_fd(d))
+        .unwrap_or(libc::AT_FDCWD);
     let fd = unsafe {
         libc::openat(
             dirfd,
@@ -114,11 +116,13 @@ pub fn find(argv0: &Path) -> Result<Option<PathBuf>> {
             })
         }
     };
-    let md = File::from(fd).metadata().map_err(|source| InstallError::Io {
-        path: script.clone(),
-        op: "fstat",
-        source,
-    })?;
+    let md = File::from(fd)
+        .metadata()
+        .map_err(|source| InstallError::Io {
+            path: script.clone(),
+            op: "fstat",
+            source,
+        })?;
     if let Some(why) = unsafe_reason(&md) {
         return Err(unsafe_at(&script, why));
     }
@@ -200,7 +204,10 @@ mod tests {
         let p = script(&d, "#!/bin/sh\n", 0o757);
         assert!(find(&argv0).unwrap_err().to_string().contains("writable"));
         fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(find(&argv0).unwrap_err().to_string().contains("not executable"));
+        assert!(find(&argv0)
+            .unwrap_err()
+            .to_string()
+            .contains("not executable"));
         fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
         fs::hard_link(&p, d.join("other")).unwrap();
         assert!(find(&argv0).unwrap_err().to_string().contains("hard links"));
@@ -213,10 +220,16 @@ mod tests {
         fs::remove_file(&p).unwrap();
         fs::set_permissions(d.join(CHAINED_DIR), fs::Permissions::from_mode(0o777)).unwrap();
         script(&d, "#!/bin/sh\n", 0o755);
-        assert!(find(&argv0).unwrap_err().to_string().contains("directory owned"));
+        assert!(find(&argv0)
+            .unwrap_err()
+            .to_string()
+            .contains("directory owned"));
         fs::remove_dir_all(d.join(CHAINED_DIR)).unwrap();
         std::os::unix::fs::symlink("/tmp", d.join(CHAINED_DIR)).unwrap();
-        assert!(find(&argv0).unwrap_err().to_string().contains("symlink or not a directory"));
+        assert!(find(&argv0)
+            .unwrap_err()
+            .to_string()
+            .contains("symlink or not a directory"));
         fs::remove_dir_all(&d).unwrap();
     }
 }

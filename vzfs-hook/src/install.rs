@@ -90,9 +90,7 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Ins
 /// that directory exists.
 pub fn default_scripts_dir(etc_vz: &Path) -> PathBuf {
     let conf = etc_vz.join("conf");
-    if etc_vz == Path::new("/etc/vz")
-        && !conf.is_dir()
-        && Path::new(SYSCONFIG_SCRIPTS_DIR).is_dir()
+    if etc_vz == Path::new("/etc/vz") && !conf.is_dir() && Path::new(SYSCONFIG_SCRIPTS_DIR).is_dir()
     {
         PathBuf::from(SYSCONFIG_SCRIPTS_DIR)
     } else {
@@ -261,13 +259,22 @@ pub(crate) fn unsafe_reason(md: &fs::Metadata) -> Option<String> {
         return Some(format!("owned by uid {}, not by root", md.uid()));
     }
     if mode & 0o022 != 0 {
-        return Some(format!("writable by group or others (mode {:04o})", mode & 0o7777));
+        return Some(format!(
+            "writable by group or others (mode {:04o})",
+            mode & 0o7777
+        ));
     }
     if mode & 0o100 == 0 {
-        return Some(format!("not executable (mode {:04o}); vzctl could not run it either", mode & 0o7777));
+        return Some(format!(
+            "not executable (mode {:04o}); vzctl could not run it either",
+            mode & 0o7777
+        ));
     }
     if md.nlink() != 1 {
-        return Some(format!("has {} hard links (another name could change it)", md.nlink()));
+        return Some(format!(
+            "has {} hard links (another name could change it)",
+            md.nlink()
+        ));
     }
     None
 }
@@ -418,7 +425,11 @@ pub fn install(layout: &Layout, names: &[String], mode: Mode) -> Result<Vec<Stri
         let path = layout.scripts_dir.join(&name);
         match action {
             Action::Already => {
-                out.push(format!("{} -> {} (already)", path.display(), layout.hook_path.display()));
+                out.push(format!(
+                    "{} -> {} (already)",
+                    path.display(),
+                    layout.hook_path.display()
+                ));
                 if let Some(k) = kept {
                     let how = if k.starts_with(layout.chained_dir()) {
                         "chained"
@@ -430,7 +441,11 @@ pub fn install(layout: &Layout, names: &[String], mode: Mode) -> Result<Vec<Stri
             }
             Action::Link => {
                 place_symlink(&layout.scripts_dir, &name, &layout.hook_path)?;
-                out.push(format!("{} -> {}", path.display(), layout.hook_path.display()));
+                out.push(format!(
+                    "{} -> {}",
+                    path.display(),
+                    layout.hook_path.display()
+                ));
             }
             Action::Keep(dir) => {
                 ensure_private_dir(&dir)?;
@@ -549,7 +564,11 @@ pub fn check(layout: &Layout, names: &[String]) -> Result<(Vec<String>, bool)> {
     out.push(format!(
         "hook binary {}: {}",
         layout.hook_path.display(),
-        if layout.hook_path.is_file() { "present" } else { "MISSING" }
+        if layout.hook_path.is_file() {
+            "present"
+        } else {
+            "MISSING"
+        }
     ));
     for name in names {
         let path = layout.scripts_dir.join(name);
@@ -560,7 +579,9 @@ pub fn check(layout: &Layout, names: &[String]) -> Result<(Vec<String>, bool)> {
         let state = match &found {
             Found::Ours => format!(
                 "vzfs-hook (symlink to {})",
-                fs::read_link(&path).map_err(io_err("readlink", &path))?.display()
+                fs::read_link(&path)
+                    .map_err(io_err("readlink", &path))?
+                    .display()
             ),
             Found::Absent => "absent (vzctl runs nothing)".into(),
             f => format!("{}, NOT vzfs-hook", f.describe()),
@@ -658,7 +679,10 @@ mod tests {
         let e = install(&l, &names(), Mode::Plain).unwrap_err();
         assert_eq!(e.exit_code(), EXIT_REFUSED);
         let msg = e.to_string();
-        assert!(msg.contains("--chain") && msg.contains(&p.display().to_string()), "{msg}");
+        assert!(
+            msg.contains("--chain") && msg.contains(&p.display().to_string()),
+            "{msg}"
+        );
         // the other name was not linked either, the admin's file is the same inode and bytes
         assert_eq!(l.inspect("vps.premount").unwrap(), Found::Absent);
         assert_eq!(ino(&p), i);
@@ -681,10 +705,17 @@ mod tests {
             assert_eq!(fs::read(&k).unwrap(), SEED);
             assert_eq!(fs::metadata(&k).unwrap().nlink(), 1);
         }
-        assert_eq!(fs::metadata(l.chained_dir()).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(l.chained_dir()).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         let (rep, ok) = check(&l, &names()).unwrap();
         assert!(ok, "{rep:?}");
-        assert!(rep.iter().any(|s| s.contains("chained:") && s.contains("after")), "{rep:?}");
+        assert!(
+            rep.iter()
+                .any(|s| s.contains("chained:") && s.contains("after")),
+            "{rep:?}"
+        );
         // a second --chain or --force finds the kept one and changes nothing
         install(&l, &names(), Mode::Chain).unwrap();
         let (out, problems) = uninstall(&l, &all_names(&l).unwrap()).unwrap();
@@ -692,7 +723,10 @@ mod tests {
         assert!(out.iter().any(|s| s.starts_with("restored")), "{out:?}");
         assert_eq!((ino(&pre), ino(&post)), (ipre, ipost));
         assert_eq!(fs::read(&pre).unwrap(), SEED);
-        assert_eq!(fs::metadata(&pre).unwrap().permissions().mode() & 0o7777, 0o755);
+        assert_eq!(
+            fs::metadata(&pre).unwrap().permissions().mode() & 0o7777,
+            0o755
+        );
         assert!(!l.chained_dir().exists());
     }
 
@@ -720,7 +754,11 @@ mod tests {
     fn force_keeps_aside_and_uninstall_puts_back() {
         let t = tmp("force");
         let l = layout(&t);
-        std::os::unix::fs::symlink("/usr/local/sbin/old-hook", l.scripts_dir.join("vps.premount")).unwrap();
+        std::os::unix::fs::symlink(
+            "/usr/local/sbin/old-hook",
+            l.scripts_dir.join("vps.premount"),
+        )
+        .unwrap();
         let post = seed(&l, "vps.postumount");
         let out = install(&l, &names(), Mode::Force).unwrap();
         assert!(out.iter().all(|s| s.contains("vzfs-saved")), "{out:?}");
@@ -744,7 +782,15 @@ mod tests {
         assert!(hook_names(&["01".into()]).is_err());
         let pre = seed(&l, "101.premount");
         install(&l, &n, Mode::Chain).unwrap();
-        assert_eq!(all_names(&l).unwrap(), ["vps.premount", "vps.postumount", "101.postumount", "101.premount"]);
+        assert_eq!(
+            all_names(&l).unwrap(),
+            [
+                "vps.premount",
+                "vps.postumount",
+                "101.postumount",
+                "101.premount"
+            ]
+        );
         // someone replaced our symlink: uninstall leaves both alone and says so
         fs::remove_file(&pre).unwrap();
         fs::write(&pre, b"other").unwrap();
@@ -752,7 +798,10 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains("stays in"), "{problems:?}");
         assert_eq!(fs::read(&pre).unwrap(), b"other");
-        assert_eq!(fs::read(l.chained_dir().join("101.premount")).unwrap(), SEED);
+        assert_eq!(
+            fs::read(l.chained_dir().join("101.premount")).unwrap(),
+            SEED
+        );
         assert_eq!(l.inspect("101.postumount").unwrap(), Found::Absent);
     }
 }

@@ -203,7 +203,11 @@ fn install_cmd(etc_vz: &Path, a: InstallArgs) -> ExitCode {
         return match install::check(&l, &names) {
             Ok((lines, all_ours)) => {
                 report(Ok(lines));
-                ExitCode::from(if all_ours { 0 } else { install::EXIT_REFUSED as u8 })
+                ExitCode::from(if all_ours {
+                    0
+                } else {
+                    install::EXIT_REFUSED as u8
+                })
             }
             Err(e) => report(Err(e)),
         };

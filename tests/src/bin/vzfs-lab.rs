@@ -28,7 +28,9 @@ fn main() {
             0
         }
         Some("--help") | Some("-h") => {
-            println!("usage: vzfs-lab demo [--list | SCENARIO...] | up [HOST...] | check | --version");
+            println!(
+                "usage: vzfs-lab demo [--list | SCENARIO...] | up [HOST...] | check | --version"
+            );
             0
         }
         Some("check") => match preflight::preflight() {
