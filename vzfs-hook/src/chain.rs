@@ -29,7 +29,7 @@ fn open_nofollow(dir: Option<&OwnedFd>, path: &Path, flags: i32) -> io::Result<O
     let c = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let dirfd = dir
-        .map(|d| std::os::fd::AsRawFd::as_raw_fd(d))
+        .map(std::os::fd::AsRawFd::as_raw_fd)
         .unwrap_or(libc::AT_FDCWD);
     let fd = unsafe {
         libc::openat(
