@@ -99,6 +99,36 @@ fn completions_parse_in_their_shells() {
                 f.display(),
                 String::from_utf8_lossy(&out.stderr)
             );
+            let cmd = f
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .trim_start_matches('_')
+                .trim_end_matches(".fish")
+                .to_string();
+            // Loaded for real where that needs no setup: the completion is registered.
+            let load = match shell {
+                "bash" => Some(format!("source '{}' && complete -p {cmd}", f.display())),
+                "fish" => Some(format!(
+                    "source '{}'; and complete -c {cmd} | string match -q -- '*-l help*'",
+                    f.display()
+                )),
+                _ => None,
+            };
+            if let Some(script) = load {
+                let out = Command::new(shell)
+                    .arg("-c")
+                    .arg(&script)
+                    .output()
+                    .expect("run shell");
+                assert!(
+                    out.status.success(),
+                    "{shell}: loading {} did not register {cmd}: {}",
+                    f.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
             if shell == "zsh" {
                 let first = std::fs::read_to_string(f).unwrap();
                 let name = f
