@@ -14,7 +14,8 @@
 //!   `vzfs-hook install --chain` then runs them from vzctl (the vzctl test
 //!   double, `vzctl-double mount/umount`) with vzctl's exact argv, environment
 //!   and stdin, in the right order, once per call, their failure respected;
-//!   `dpkg -r` puts them back byte for byte.
+//!   `dpkg -r` puts them back byte for byte;
+//! * the .rpm's scriptlets do the same (rpm with its own database there).
 //!
 //! Without the packages or the tools these tests fail (run `make package`,
 //! `scripts/install-prereqs`), unless `VZFS_SKIP_PACKAGE_TESTS=1`; the
@@ -413,6 +414,53 @@ fn deb_installs_links_the_hooks_and_removes_cleanly() {
             left,
             vec![std::ffi::OsString::from("101.conf")],
             "dpkg -r left {left:?}"
+        );
+    });
+}
+
+/// The .rpm's scriptlets do the same as the .deb's (rpm with a database of
+/// its own, in the throwaway root; dependencies are the Debian machine's).
+#[test]
+fn rpm_installs_links_the_hooks_and_removes_cleanly() {
+    let t = "rpm_installs_links_the_hooks_and_removes_cleanly";
+    let Some(p) = packages(t) else { return };
+    if !tools(t, &["rpm"]) || !root(t) {
+        return;
+    }
+    in_throwaway_root(move || {
+        vz_conf();
+        let db = ["--dbpath", "/var/lib/vzfs-test-rpmdb"];
+        run(Command::new("rpm").arg("--initdb").args(db));
+        let out = run(Command::new("rpm")
+            .args(["-i", "--nodeps"])
+            .args(db)
+            .arg(&p.rpm));
+        let bins = ["vzfs-hook", "vzfs-migrate", "vzfs-create"]
+            .into_iter()
+            .filter(|b| Path::new("/usr/sbin").join(b).exists())
+            .collect::<Vec<_>>();
+        let files = expected("rpm", &bins);
+        check_installed(&files);
+        for h in ["vps.premount", "vps.postumount"] {
+            let l = fs::read_link(format!("/etc/vz/conf/{h}"))
+                .unwrap_or_else(|e| panic!("{h}: {e}\n{}", text(&out)));
+            assert_eq!(l, Path::new("/usr/sbin/vzfs-hook"));
+        }
+        run(Command::new("rpm")
+            .args(["-e", "--nodeps"])
+            .args(db)
+            .arg("vzfs"));
+        for f in files.keys() {
+            assert!(!Path::new(f).exists(), "{f} left after rpm -e");
+        }
+        let left: Vec<_> = fs::read_dir("/etc/vz/conf")
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from("101.conf")],
+            "rpm -e left {left:?}"
         );
     });
 }
