@@ -154,6 +154,42 @@ pub fn run(script: &Path) -> Result<()> {
     })
 }
 
+/// What failed in a hook run with (possibly) a chained script.
+#[derive(Debug)]
+pub enum Failure<E> {
+    Ours(E),
+    Theirs(InstallError),
+    /// postumount only: theirs failed, then ours failed too.
+    Both(E, InstallError),
+}
+
+/// premount: `ours`, then the chained script only if ours succeeded.
+pub fn run_premount<E>(
+    chained: Option<&Path>,
+    ours: impl FnOnce() -> std::result::Result<(), E>,
+) -> std::result::Result<(), Failure<E>> {
+    ours().map_err(Failure::Ours)?;
+    match chained {
+        Some(s) => run(s).map_err(Failure::Theirs),
+        None => Ok(()),
+    }
+}
+
+/// postumount: the chained script first (`VE_PRIVATE` still mounted), then
+/// `ours`, which runs even when theirs failed (the unmount is the cleanup).
+pub fn run_postumount<E>(
+    chained: Option<&Path>,
+    ours: impl FnOnce() -> std::result::Result<(), E>,
+) -> std::result::Result<(), Failure<E>> {
+    let theirs = chained.map(run).transpose();
+    match (ours(), theirs) {
+        (Ok(()), Ok(_)) => Ok(()),
+        (Err(e), Ok(_)) => Err(Failure::Ours(e)),
+        (Ok(()), Err(t)) => Err(Failure::Theirs(t)),
+        (Err(e), Err(t)) => Err(Failure::Both(e, t)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +230,68 @@ mod tests {
         assert!(run(&p).unwrap_err().to_string().contains("signal 15"));
         let p = script(&d, "#!/bin/sh\nread x && exit 1\nexit 0\n", 0o755);
         run(&p).unwrap(); // stdin is /dev/null: read fails
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn order_and_failures() {
+        let d = setup("order");
+        let log = d.join("log");
+        let body = format!(
+            "#!/bin/sh\necho theirs >> {}\n[ -e {}/fail ] && exit 4\nexit 0\n",
+            log.display(),
+            d.display()
+        );
+        let p = script(&d, &body, 0o755);
+        let ours = |ok: bool| {
+            let log = log.clone();
+            move || {
+                let mut s = fs::read_to_string(&log).unwrap_or_default();
+                s.push_str("ours\n");
+                fs::write(&log, s).unwrap();
+                if ok {
+                    Ok(())
+                } else {
+                    Err("ours failed")
+                }
+            }
+        };
+        let take = || {
+            let s = fs::read_to_string(&log).unwrap_or_default();
+            let _ = fs::remove_file(&log);
+            s
+        };
+        run_premount(Some(&p), ours(true)).unwrap();
+        assert_eq!(take(), "ours\ntheirs\n");
+        assert!(matches!(
+            run_premount(Some(&p), ours(false)),
+            Err(Failure::Ours(_))
+        ));
+        assert_eq!(
+            take(),
+            "ours\n",
+            "theirs must not run after our premount failed"
+        );
+        run_postumount(Some(&p), ours(true)).unwrap();
+        assert_eq!(take(), "theirs\nours\n");
+        run_premount(None, ours(true)).unwrap();
+        assert_eq!(take(), "ours\n");
+        fs::write(d.join("fail"), "").unwrap();
+        assert!(matches!(
+            run_premount(Some(&p), ours(true)),
+            Err(Failure::Theirs(_))
+        ));
+        assert_eq!(take(), "ours\ntheirs\n");
+        assert!(matches!(
+            run_postumount(Some(&p), ours(true)),
+            Err(Failure::Theirs(_))
+        ));
+        assert_eq!(take(), "theirs\nours\n", "ours runs after theirs failed");
+        assert!(matches!(
+            run_postumount(Some(&p), ours(false)),
+            Err(Failure::Both(..))
+        ));
+        assert_eq!(take(), "theirs\nours\n");
         fs::remove_dir_all(&d).unwrap();
     }
 

@@ -7,6 +7,7 @@
 use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use vzfs::chain::Failure;
 use vzfs::cli::{Cli, InstallArgs, OpCmd, PlaceArgs};
 use vzfs::config::{validate_ctid, VzConfig, VzEtc};
 use vzfs::error::{chain, exit, Error};
@@ -103,27 +104,21 @@ fn main() -> ExitCode {
                 return finish_install(Err(e), &what);
             }
         };
-        if op == Op::Premount {
-            let r = run(op, &etc, &ctid, ct_conf, None, true);
-            if r.is_err() {
-                return finish(r, &what);
-            }
-            return match chained {
-                Some(s) => finish_install(vzfs::chain::run(&s), &what),
-                None => finish(r, &what),
-            };
-        }
-        // postumount: theirs first (VE_PRIVATE still mounted), then ours,
-        // which runs even when theirs failed (the unmount is the cleanup).
-        let theirs = chained.map(|s| vzfs::chain::run(&s));
-        let ours = run(op, &etc, &ctid, ct_conf, None, true);
-        return match (ours, theirs) {
-            (Err(e), Some(Err(t))) => {
+        let chained = chained.as_deref();
+        let ours = || run(op, &etc, &ctid, ct_conf, None, true);
+        let r = if op == Op::Premount {
+            vzfs::chain::run_premount(chained, ours)
+        } else {
+            vzfs::chain::run_postumount(chained, ours)
+        };
+        return match r {
+            Ok(()) => finish(Ok(()), &what),
+            Err(Failure::Ours(e)) => finish(Err(e), &what),
+            Err(Failure::Theirs(t)) => finish_install(Err(t), &what),
+            Err(Failure::Both(e, t)) => {
                 vzfs::log::error(&format!("{what}: {}", chain(&t)));
                 finish(Err(e), &what)
             }
-            (ours @ Err(_), _) | (ours @ Ok(()), None | Some(Ok(()))) => finish(ours, &what),
-            (Ok(()), Some(t)) => finish_install(t, &what),
         };
     }
     let cli = Cli::parse();
