@@ -2,7 +2,7 @@
 CARGO ?= cargo
 TEST_THREADS ?= 2
 
-.PHONY: all build release test demo bench prereqs fmt clean
+.PHONY: all build release package test demo bench prereqs fmt clean
 
 all: build
 
@@ -12,21 +12,23 @@ prereqs:
 build:
 	$(CARGO) build --workspace --bins
 
-# The hook is exec'd twice per container start/stop: it is linked statically
-# (glibc static-pie: no dynamic loader, no shared libraries at start-up). The
-# explicit --target keeps the static flag off build scripts and proc-macros;
-# the result replaces the dynamic build in target/release.
-HOST_TARGET := $(shell rustc -vV | sed -n 's/^host: //p')
+# The hook is exec'd twice per container start/stop: scripts/static-hook
+# links it statically (glibc static-pie) in place of the dynamic build.
 release:
 	$(CARGO) build --release --workspace --bins
-	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release -p vzfs-hook --bin vzfs-hook \
-		--target $(HOST_TARGET) --target-dir target/static
-	install -m 755 target/static/$(HOST_TARGET)/release/vzfs-hook target/release/vzfs-hook
+	CARGO=$(CARGO) sh scripts/static-hook
+
+# target/package/vzfs_VERSION_ARCH.deb and vzfs-VERSION-1.ARCH.rpm from the
+# release binaries, with man pages and completions (scripts/build-packages;
+# writes only under target/).
+package: prereqs
+	CARGO=$(CARGO) sh scripts/build-packages
 
 # Unit tests, the hook's tests on real loop devices, the lab's tests and the
 # end-to-end migration tests. Root is required (tests fail, not skip, without it;
-# VZFS_SKIP_ROOT_TESTS=1 skips them and says how many).
-test: prereqs build
+# VZFS_SKIP_ROOT_TESTS=1 skips them and says how many). The package tests
+# (tests/tests/packages.rs) check the packages `package` just built.
+test: prereqs build package
 	$(CARGO) test --workspace -- --test-threads=$(TEST_THREADS)
 
 # The main job, in the two-node lab: every step printed in words.

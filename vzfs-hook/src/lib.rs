@@ -4,14 +4,19 @@
 //! configuration (never as shell) in [`config`], resolving and probing
 //! `VE_DEVICE` in [`device`], parsing mountinfo in [`mountinfo`], the
 //! per-container lock in [`lock`], and the premount/postumount operations in
-//! [`hook`]. All mount(2)/umount2(2)/flock(2) calls go through [`sys::Sys`].
+//! [`hook`]. [`install`] and [`chain`] install the hook beside an admin's own
+//! action scripts and run those; [`cli`] is `vzfs-hook`'s command line (also
+//! read by `vzfs-docgen` for the man page and completions). All mount(2)/umount2(2)/flock(2) calls go through [`sys::Sys`].
 
+pub mod chain;
+pub mod cli;
 pub mod config;
 pub mod device;
 pub mod error;
 pub mod fsck;
 pub mod holders;
 pub mod hook;
+pub mod install;
 pub mod lock;
 pub mod log;
 pub mod mountinfo;

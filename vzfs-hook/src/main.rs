@@ -1,6 +1,8 @@
 //! `vzfs-hook`: vzctl's `vps.premount` / `vps.postumount` action script (it
 //! dispatches on the name it was started as), and admin subcommands
-//! `premount`, `postumount` and `status`. Thin: all work is in the library.
+//! `premount`, `postumount`, `status`, `install` and `uninstall`. An admin
+//! script chained by `install --chain` runs after our premount succeeded and
+//! before our postumount ([`vzfs::chain`]). Thin: all work is in the library.
 //!
 //! Start-up is part of the hook's cost (vzctl execs it twice per start/stop
 //! cycle), so the binary has no Rust runtime start-up (`#![no_main]`: the C
@@ -11,51 +13,22 @@
 //! and stdout is flushed before returning.
 #![no_main]
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use vzfs::chain::Failure;
+use vzfs::cli::{Cli, InstallArgs, OpCmd, PlaceArgs};
 use vzfs::config::{validate_ctid, VzConfig, VzEtc};
 use vzfs::error::{chain, exit, Error};
 use vzfs::hook::{self, CtFs};
+use vzfs::install::{self, InstallError, Layout, Mode};
 use vzfs::sys::RealSys;
-
-#[derive(Parser)]
-#[command(name = "vzfs-hook", version, about = "Mount an OpenVZ container's own device (VE_DEVICE) on VE_PRIVATE, safely", long_about = None)]
-struct Cli {
-    /// vzctl's configuration directory
-    #[arg(long, default_value = "/etc/vz", global = true)]
-    etc_vz: PathBuf,
-    /// More detail (repeat for debug)
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
-    verbose: u8,
-    /// Only errors and warnings
-    #[arg(short, long, global = true)]
-    quiet: bool,
-    #[command(subcommand)]
-    cmd: OpCmd,
-}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Op {
     Premount,
     Postumount,
     Status,
-}
-
-#[derive(clap::Args)]
-struct OpArgs {
-    /// Container ID
-    ctid: String,
-}
-
-#[derive(Subcommand)]
-enum OpCmd {
-    /// Mount VE_DEVICE on VE_PRIVATE (what vps.premount does)
-    Premount(OpArgs),
-    /// Unmount VE_DEVICE from VE_PRIVATE (what vps.postumount does)
-    Postumount(OpArgs),
-    /// Show what would be mounted where, and what is mounted now
-    Status(OpArgs),
 }
 
 fn run(
@@ -129,21 +102,37 @@ fn run_main() -> i32 {
             "postumount"
         };
         let Some(ctid) = std::env::var_os("VEID").map(|v| v.to_string_lossy().into_owned()) else {
-            return finish(Err(Error::Usage(format!("{name}: VEID is not set; this is a vzctl action script (run `vzfs-hook {what} CTID` by hand)"))), what);
+            return finish(Err(Error::Usage(format!("{}: VEID is not set; this is a vzctl action script (run `vzfs-hook {what} CTID` by hand)", vzfs::text::escape(&name)))), what);
         };
         let etc = VzEtc::default();
         let ct_conf = std::env::var_os("VE_CONFFILE")
             .map(PathBuf::from)
             .unwrap_or_else(|| etc.ct_conf(&ctid));
-        return finish(
-            run(op, &etc, &ctid, ct_conf, None),
-            &format!("{what} CT {}", vzfs::text::escape(&ctid)),
-        );
+        let what = format!("{what} CT {}", vzfs::text::escape(&ctid));
+        // An admin's script chained by `vzfs-hook install --chain`: checked
+        // before anything is done, so an unsafe one stops the hook early.
+        let chained = match vzfs::chain::find(&argv0) {
+            Ok(c) => c,
+            Err(e) => return finish_install(Err(e), &what),
+        };
+        let chained = chained.as_deref();
+        let ours = || run(op, &etc, &ctid, ct_conf, None);
+        let r = if op == Op::Premount {
+            vzfs::chain::run_premount(chained, ours)
+        } else {
+            vzfs::chain::run_postumount(chained, ours)
+        };
+        return match r {
+            Ok(()) => finish(Ok(()), &what),
+            Err(Failure::Ours(e)) => finish(Err(e), &what),
+            Err(Failure::Theirs(t)) => finish_install(Err(t), &what),
+            Err(Failure::Both(e, t)) => {
+                vzfs::log::error(&format!("{what}: {}", chain(&t)));
+                finish(Err(e), &what)
+            }
+        };
     }
     let cli = Cli::parse();
-    if cli.quiet {
-        vzfs::log::set_verbosity(0);
-    }
     let verbosity = if cli.quiet {
         Some(0)
     } else if cli.verbose > 0 {
@@ -151,12 +140,14 @@ fn run_main() -> i32 {
     } else {
         None
     };
-    let etc = VzEtc::new(cli.etc_vz);
     let (op, args) = match cli.cmd {
         OpCmd::Premount(a) => (Op::Premount, a),
         OpCmd::Postumount(a) => (Op::Postumount, a),
         OpCmd::Status(a) => (Op::Status, a),
+        OpCmd::Install(a) => return install_cmd(&cli.etc_vz, a),
+        OpCmd::Uninstall(a) => return uninstall_cmd(&cli.etc_vz, a),
     };
+    let etc = VzEtc::new(cli.etc_vz);
     let what = match op {
         Op::Premount => "premount",
         Op::Postumount => "postumount",
@@ -165,6 +156,91 @@ fn run_main() -> i32 {
     let ct_conf = etc.ct_conf(&args.ctid);
     finish(
         run(op, &etc, &args.ctid, ct_conf, verbosity),
-        &format!("{what} CT {}", args.ctid),
+        &format!("{what} CT {}", vzfs::text::escape(&args.ctid)),
     )
+}
+
+fn finish_install(r: Result<(), InstallError>, what: &str) -> i32 {
+    match r {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            vzfs::log::error(&format!("{what}: {}", chain(&e)));
+            e.exit_code()
+        }
+    }
+}
+
+fn layout(etc_vz: &Path, place: &PlaceArgs) -> Layout {
+    Layout {
+        scripts_dir: place
+            .scripts_dir
+            .clone()
+            .unwrap_or_else(|| install::default_scripts_dir(etc_vz)),
+        hook_path: place.hook_path.clone(),
+    }
+}
+
+/// Prints `lines` on stdout; an error as one `vzfs-hook: error: ...` line
+/// per problem on stderr.
+fn report(r: Result<Vec<String>, InstallError>) -> i32 {
+    match r {
+        Ok(lines) => {
+            for l in lines {
+                println!("{l}");
+            }
+            0
+        }
+        Err(e) => {
+            for l in chain(&e).lines() {
+                eprintln!("vzfs-hook: error: {l}");
+            }
+            e.exit_code()
+        }
+    }
+}
+
+fn install_cmd(etc_vz: &Path, a: InstallArgs) -> i32 {
+    let l = layout(etc_vz, &a.place);
+    let names = match install::hook_names(&a.place.ctids) {
+        Ok(n) => n,
+        Err(e) => return report(Err(e)),
+    };
+    if a.check {
+        return match install::check(&l, &names) {
+            Ok((lines, all_ours)) => {
+                report(Ok(lines));
+                if all_ours {
+                    0
+                } else {
+                    install::EXIT_REFUSED
+                }
+            }
+            Err(e) => report(Err(e)),
+        };
+    }
+    let mode = match (a.chain, a.force) {
+        (true, _) => Mode::Chain,
+        (_, true) => Mode::Force,
+        _ => Mode::Plain,
+    };
+    report(install::install(&l, &names, mode))
+}
+
+fn uninstall_cmd(etc_vz: &Path, a: PlaceArgs) -> i32 {
+    let l = layout(etc_vz, &a);
+    let names = if a.ctids.is_empty() {
+        install::all_names(&l)
+    } else {
+        install::hook_names(&a.ctids)
+    };
+    match names.and_then(|n| install::uninstall(&l, &n)) {
+        Ok((lines, problems)) => {
+            let code = report(Ok(lines));
+            if problems.is_empty() {
+                return code;
+            }
+            report(Err(InstallError::Refused(problems.join("\n"))))
+        }
+        Err(e) => report(Err(e)),
+    }
 }

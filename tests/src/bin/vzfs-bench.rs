@@ -1341,6 +1341,10 @@ fn preflight() -> Res<()> {
 }
 
 fn main() -> ExitCode {
+    if matches!(std::env::args().nth(1).as_deref(), Some("--version" | "-V")) {
+        println!("vzfs-bench {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
     if std::env::args().nth(1).as_deref() == Some(REAPER_ARG) {
         return reaper_main();
     }

@@ -5,6 +5,7 @@
 //!   ext4+MMP LUN `lun0` on all of them), prints how to enter each host, and
 //!   tears it down when you press Enter (or on end of input).
 //! * `vzfs-lab check`: says whether this machine can run labs.
+//! * `vzfs-lab --version` / `--help`.
 //!
 //! Exit codes: 0 success, 1 a demo scenario failed, 2 usage or machine error.
 
@@ -22,6 +23,16 @@ fn main() {
         }
         Some("demo") => demo::run(&args[1..]),
         Some("up") => up(&args[1..]),
+        Some("--version") | Some("-V") => {
+            println!("vzfs-lab {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Some("--help") | Some("-h") => {
+            println!(
+                "usage: vzfs-lab demo [--list | SCENARIO...] | up [HOST...] | check | --version"
+            );
+            0
+        }
         Some("check") => match preflight::preflight() {
             Ok(()) => {
                 println!("this machine can run vzfs labs");

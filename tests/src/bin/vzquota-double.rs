@@ -424,6 +424,13 @@ fn main() {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    if matches!(args.get(1).map(String::as_str), Some("--version" | "-V")) {
+        println!(
+            "vzquota-double {} (vzfs lab test double of vzquota)",
+            env!("CARGO_PKG_VERSION")
+        );
+        return;
+    }
     match me.as_str() {
         "vzdqdump" => vzdqdump(&args[1..]),
         "vzdqload" => vzdqload(&args[1..]),

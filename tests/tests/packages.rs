@@ -1,0 +1,673 @@
+//! The .deb and .rpm that `make package` built (target/package/; `make test`
+//! builds them first):
+//!
+//! * their contents (`dpkg-deb -c`, `rpm -qp`) are exactly
+//!   `packaging/files.txt` with its modes, owned by root, no lab or test
+//!   binaries, `%doc`/`%license` marked;
+//! * the .deb installs with dpkg, maintainer scripts included, inside a
+//!   private mount namespace whose `/usr`, `/var` and `/etc` are overlays
+//!   with their upper layer on a tmpfs (the machine's own files and mounts
+//!   are never touched): every file and the hook symlinks are checked, and
+//!   removing the package leaves nothing of it;
+//! * with an admin's seed-style `vps.premount`/`vps.postumount` present,
+//!   `dpkg -i` succeeds, leaves them byte for byte and says how to chain;
+//!   `vzfs-hook install --chain` then runs them from vzctl (the vzctl test
+//!   double, `vzctl-double mount/umount`) with vzctl's exact argv, environment
+//!   and stdin, in the right order, once per call, their failure respected;
+//!   `dpkg -r` puts them back byte for byte;
+//! * the .rpm's scriptlets do the same (rpm with its own database there).
+//!
+//! Without the packages or the tools these tests fail (run `make package`,
+//! `scripts/install-prereqs`), unless `VZFS_SKIP_PACKAGE_TESTS=1`; the
+//! install tests need root (else they fail unless `VZFS_SKIP_ROOT_TESTS=1`).
+//! Each skip is printed.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const SKIP_PKG: &str = "VZFS_SKIP_PACKAGE_TESTS";
+const SKIP_ROOT: &str = "VZFS_SKIP_ROOT_TESTS";
+
+fn skip_or_fail(test: &str, var: &str, why: &str) -> bool {
+    if std::env::var(var).as_deref() == Ok("1") {
+        eprintln!("SKIPPED {test} ({var}=1): {why}");
+        return false;
+    }
+    panic!("{test}: {why} (or set {var}=1 to skip)");
+}
+
+fn have(tool: &str) -> bool {
+    vzfs_lab::preflight::which(tool).is_some()
+}
+
+struct Packages {
+    deb: PathBuf,
+    rpm: PathBuf,
+}
+
+/// The packages of this version, or `None` after a printed skip.
+fn packages(test: &str) -> Option<Packages> {
+    let dir = vzfs_lab::lab::default_bin_dir()
+        .parent()
+        .map(|p| p.join("package"))
+        .unwrap_or_default();
+    let v = env!("CARGO_PKG_VERSION");
+    let deb = fs::read_dir(&dir).ok().and_then(|rd| {
+        rd.filter_map(|e| e.ok().map(|e| e.path())).find(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.starts_with(&format!("vzfs_{v}_")) && n.ends_with(".deb")
+        })
+    });
+    let rpm = fs::read_dir(&dir).ok().and_then(|rd| {
+        rd.filter_map(|e| e.ok().map(|e| e.path())).find(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.starts_with(&format!("vzfs-{v}-1.")) && n.ends_with(".rpm")
+        })
+    });
+    match (deb, rpm) {
+        (Some(deb), Some(rpm)) => Some(Packages { deb, rpm }),
+        _ => {
+            skip_or_fail(
+                test,
+                SKIP_PKG,
+                &format!(
+                    "no vzfs {v} .deb and .rpm in {}: run `make package` (make test does)",
+                    dir.display()
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn tools(test: &str, list: &[&str]) -> bool {
+    let missing: Vec<&str> = list.iter().copied().filter(|t| !have(t)).collect();
+    missing.is_empty()
+        || skip_or_fail(
+            test,
+            SKIP_PKG,
+            &format!("missing {missing:?}: run scripts/install-prereqs as root"),
+        )
+}
+
+fn root(test: &str) -> bool {
+    nix::unistd::geteuid().is_root()
+        || skip_or_fail(
+            test,
+            SKIP_ROOT,
+            "needs root (dpkg in a private mount namespace)",
+        )
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+}
+
+/// `packaging/files.txt` for `fmt`: path -> mode, for the binaries `bins`.
+fn expected(fmt: &str, bins: &[&str]) -> BTreeMap<String, u32> {
+    let list =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/files.txt"))
+            .unwrap();
+    let mut m = BTreeMap::new();
+    for l in list
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        assert!(f.len() == 3 || f.len() == 4, "files.txt: {l}");
+        if !f[2].split(',').any(|x| x == fmt) {
+            continue;
+        }
+        if f.len() == 4 && !bins.contains(&f[3]) {
+            continue;
+        }
+        m.insert(f[1].to_string(), u32::from_str_radix(f[0], 8).unwrap());
+    }
+    m
+}
+
+fn perm_bits(s: &str) -> u32 {
+    let mut m = 0;
+    for (i, c) in s.chars().skip(1).take(9).enumerate() {
+        if c != '-' {
+            m |= 1 << (8 - i);
+        }
+    }
+    m
+}
+
+const TEST_BINARIES: &[&str] = &[
+    "vzfs-lab",
+    "vzctl-double",
+    "vzfs-bench",
+    "vzquota-double",
+    "vzfs-docgen",
+];
+
+#[test]
+fn package_contents_match_the_list() {
+    let t = "package_contents_match_the_list";
+    let Some(p) = packages(t) else { return };
+    if !tools(t, &["dpkg-deb", "rpm"]) {
+        return;
+    }
+    // .deb
+    let out = run(Command::new("dpkg-deb").arg("-c").arg(&p.deb));
+    let mut files = BTreeMap::new();
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        assert_eq!(f[1], "root/root", "{l}");
+        let path = f[5].trim_start_matches('.').to_string();
+        match f[0].chars().next() {
+            Some('d') => assert_eq!(perm_bits(f[0]), 0o755, "{l}"),
+            Some('-') => {
+                files.insert(path, perm_bits(f[0]));
+            }
+            _ => panic!("unexpected entry in the .deb: {l}"),
+        }
+    }
+    let bins: Vec<&str> = ["vzfs-hook", "vzfs-migrate", "vzfs-create"]
+        .into_iter()
+        .filter(|b| files.contains_key(&format!("/usr/sbin/{b}")))
+        .collect();
+    assert_eq!(
+        files,
+        expected("deb", &bins),
+        "dpkg-deb -c {}",
+        p.deb.display()
+    );
+    for b in TEST_BINARIES {
+        assert!(!files.keys().any(|f| f.ends_with(b)), "{b} packaged");
+    }
+    let info = text(&run(Command::new("dpkg-deb").arg("-I").arg(&p.deb)));
+    for s in [
+        "Package: vzfs",
+        "Depends: libc6 (>= ",
+        "e2fsprogs",
+        " postinst ",
+        " prerm ",
+        " md5sums ",
+    ] {
+        assert!(info.contains(s), "dpkg-deb -I lacks {s:?}:\n{info}");
+    }
+
+    // .rpm
+    let out = run(Command::new("rpm")
+        .args([
+            "-qp",
+            "--qf",
+            "[%{FILEMODES:octal} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]",
+        ])
+        .arg(&p.rpm));
+    let mut rfiles = BTreeMap::new();
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        assert_eq!(f[1], "root:root", "{l}");
+        let mode = u32::from_str_radix(f[0], 8).unwrap();
+        match mode & 0o170000 {
+            0o040000 => assert_eq!(mode & 0o7777, 0o755, "{l}"),
+            0o100000 => {
+                rfiles.insert(f[2].to_string(), mode & 0o7777);
+            }
+            _ => panic!("unexpected entry in the .rpm: {l}"),
+        }
+    }
+    assert_eq!(
+        rfiles,
+        expected("rpm", &bins),
+        "rpm -qp {}",
+        p.rpm.display()
+    );
+    let lic = text(&run(Command::new("rpm")
+        .args(["-qp", "--licensefiles"])
+        .arg(&p.rpm)));
+    assert!(lic.contains("/usr/share/licenses/vzfs/COPYING"), "{lic}");
+    let docs = text(&run(Command::new("rpm")
+        .args(["-qp", "--docfiles"])
+        .arg(&p.rpm)));
+    assert!(
+        docs.contains("/usr/share/doc/vzfs/README.md") && docs.contains("ct.conf.example"),
+        "{docs}"
+    );
+    let scripts = text(&run(Command::new("rpm")
+        .args(["-qp", "--scripts"])
+        .arg(&p.rpm)));
+    assert!(
+        scripts.contains("vzfs-hook install") && scripts.contains("vzfs-hook uninstall"),
+        "{scripts}"
+    );
+}
+
+/// Runs `f` on a thread with its own mount namespace in which `/usr`,
+/// `/var` and `/etc` are overlays whose changes go to a tmpfs, and `/vz` is
+/// a tmpfs. Nothing propagates to the machine's mounts; everything goes when
+/// the thread ends.
+fn in_throwaway_root(f: impl FnOnce() + Send + 'static) {
+    use nix::mount::{mount, MsFlags};
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let base = std::env::temp_dir().join(format!("vzfs-pkgtest-{}-{n}", std::process::id()));
+    fs::create_dir_all(&base).unwrap();
+    let dir = base.clone();
+    let h = std::thread::spawn(move || {
+        let base = dir;
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).expect("unshare(CLONE_NEWNS)");
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .expect("make / private in the new namespace");
+        mount(
+            Some("tmpfs"),
+            &base,
+            Some("tmpfs"),
+            MsFlags::empty(),
+            Some("mode=0700"),
+        )
+        .expect("tmpfs");
+        for d in ["usr", "var", "etc"] {
+            let (up, work) = (base.join(format!("{d}-up")), base.join(format!("{d}-work")));
+            fs::create_dir(&up).unwrap();
+            fs::create_dir(&work).unwrap();
+            let opts = format!(
+                "lowerdir=/{d},upperdir={},workdir={}",
+                up.display(),
+                work.display()
+            );
+            mount(
+                Some("overlay"),
+                format!("/{d}").as_str(),
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(opts.as_str()),
+            )
+            .unwrap_or_else(|e| panic!("overlay on /{d}: {e}"));
+        }
+        fs::create_dir_all("/vz").unwrap();
+        mount(
+            Some("tmpfs"),
+            "/vz",
+            Some("tmpfs"),
+            MsFlags::empty(),
+            Some("mode=0755"),
+        )
+        .expect("tmpfs on /vz");
+        f();
+        // The namespace (and with it every mount above) goes with the thread.
+    });
+    let r = h.join();
+    // Only the empty mount point is left outside the namespace.
+    fs::remove_dir(&base).unwrap_or_else(|e| panic!("remove {}: {e}", base.display()));
+    if let Err(e) = r {
+        std::panic::resume_unwind(e);
+    }
+}
+
+fn dpkg(args: &[&str]) -> Output {
+    Command::new("dpkg")
+        .arg("--log=/dev/null")
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run dpkg")
+}
+
+fn check_installed(files: &BTreeMap<String, u32>) {
+    for (f, mode) in files {
+        let md = fs::symlink_metadata(f).unwrap_or_else(|e| panic!("{f} not installed: {e}"));
+        assert!(md.is_file(), "{f}");
+        assert_eq!(md.permissions().mode() & 0o7777, *mode, "{f}");
+        assert_eq!((md.uid(), md.gid()), (0, 0), "{f}");
+    }
+}
+
+const CT_CONF: &str = "OSTEMPLATE=\"debian-7.0-x86_64\"\nVZFS_VERBOSE=2\n";
+
+fn vz_conf() {
+    fs::create_dir_all("/etc/vz/conf").unwrap();
+    fs::create_dir_all("/vz/lock").unwrap();
+    fs::create_dir_all("/vz/private/101").unwrap();
+    fs::write(
+        "/etc/vz/vz.conf",
+        "VE_ROOT=/vz/root/$VEID\nVE_PRIVATE=/vz/private/$VEID\nLOCKDIR=/vz/lock\nVE_LAYOUT=simfs\nLOGGING=no\n",
+    )
+    .unwrap();
+    // VZFS_VERBOSE=2: the hook's debug line for a shared container shows
+    // when it ran.
+    fs::write("/etc/vz/conf/101.conf", CT_CONF).unwrap();
+}
+
+#[test]
+fn deb_installs_links_the_hooks_and_removes_cleanly() {
+    let t = "deb_installs_links_the_hooks_and_removes_cleanly";
+    let Some(p) = packages(t) else { return };
+    if !tools(t, &["dpkg", "dpkg-deb"]) || !root(t) {
+        return;
+    }
+    let debug_help =
+        run(Command::new(vzfs_lab::lab::default_bin_dir().join("vzfs-hook")).arg("--help")).stdout;
+    in_throwaway_root(move || {
+        vz_conf();
+        let out = dpkg(&["-i", p.deb.to_str().unwrap()]);
+        let o = text(&out);
+        assert!(out.status.success(), "dpkg -i: {o}");
+        let bins = ["vzfs-hook", "vzfs-migrate", "vzfs-create"]
+            .into_iter()
+            .filter(|b| Path::new("/usr/sbin").join(b).exists())
+            .collect::<Vec<_>>();
+        let files = expected("deb", &bins);
+        check_installed(&files);
+        for h in ["vps.premount", "vps.postumount"] {
+            let l = fs::read_link(format!("/etc/vz/conf/{h}"))
+                .unwrap_or_else(|e| panic!("{h}: {e}\n{o}"));
+            assert_eq!(l, Path::new("/usr/sbin/vzfs-hook"));
+        }
+        // The packaged binary is the one this tree builds (same --help).
+        let help = run(Command::new("/usr/sbin/vzfs-hook").arg("--help")).stdout;
+        assert_eq!(help, debug_help, "the package is stale: run `make package`");
+        let chk = run(Command::new("/usr/sbin/vzfs-hook").args(["install", "--check"]));
+        assert!(
+            text(&chk).contains("vps.premount: vzfs-hook"),
+            "{}",
+            text(&chk)
+        );
+        // man finds the installed pages
+        if have("man") {
+            let w = run(Command::new("man").args(["-w", "8", "vzfs-hook"]));
+            assert!(
+                text(&w).contains("/usr/share/man/man8/vzfs-hook.8.gz"),
+                "{}",
+                text(&w)
+            );
+        }
+
+        let out = dpkg(&["-r", "vzfs"]);
+        assert!(out.status.success(), "dpkg -r: {}", text(&out));
+        for f in files.keys() {
+            assert!(!Path::new(f).exists(), "{f} left after dpkg -r");
+        }
+        assert!(!Path::new("/usr/share/doc/vzfs").exists());
+        let left: Vec<_> = fs::read_dir("/etc/vz/conf")
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from("101.conf")],
+            "dpkg -r left {left:?}"
+        );
+    });
+}
+
+/// The .rpm's scriptlets do the same as the .deb's (rpm with a database of
+/// its own, in the throwaway root; dependencies are the Debian machine's).
+#[test]
+fn rpm_installs_links_the_hooks_and_removes_cleanly() {
+    let t = "rpm_installs_links_the_hooks_and_removes_cleanly";
+    let Some(p) = packages(t) else { return };
+    if !tools(t, &["rpm"]) || !root(t) {
+        return;
+    }
+    in_throwaway_root(move || {
+        vz_conf();
+        let db = ["--dbpath", "/var/lib/vzfs-test-rpmdb"];
+        run(Command::new("rpm").arg("--initdb").args(db));
+        let out = run(Command::new("rpm")
+            .args(["-i", "--nodeps"])
+            .args(db)
+            .arg(&p.rpm));
+        let bins = ["vzfs-hook", "vzfs-migrate", "vzfs-create"]
+            .into_iter()
+            .filter(|b| Path::new("/usr/sbin").join(b).exists())
+            .collect::<Vec<_>>();
+        let files = expected("rpm", &bins);
+        check_installed(&files);
+        for h in ["vps.premount", "vps.postumount"] {
+            let l = fs::read_link(format!("/etc/vz/conf/{h}"))
+                .unwrap_or_else(|e| panic!("{h}: {e}\n{}", text(&out)));
+            assert_eq!(l, Path::new("/usr/sbin/vzfs-hook"));
+        }
+        run(Command::new("rpm")
+            .args(["-e", "--nodeps"])
+            .args(db)
+            .arg("vzfs"));
+        for f in files.keys() {
+            assert!(!Path::new(f).exists(), "{f} left after rpm -e");
+        }
+        let left: Vec<_> = fs::read_dir("/etc/vz/conf")
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from("101.conf")],
+            "rpm -e left {left:?}"
+        );
+    });
+}
+
+/// A seed-style admin hook that also records how it was started.
+fn admin_script(kind: &str) -> String {
+    format!(
+        r#"#!/bin/bash
+# the admin's own {kind} (the seed's, plus a record of how it ran)
+source ${{VE_CONFFILE}}
+echo "ADMIN {kind} ran" >&2
+{{ printf '%s\0' "$0" "$#"; }} >> /vz/{kind}.argv
+cat /proc/$$/environ > /vz/{kind}.env
+readlink /proc/self/fd/0 > /vz/{kind}.stdin
+[ -e /vz/fail-{kind} ] && exit 3
+if [ -n "$VE_DEVICE" ]; then
+   umount ${{VE_PRIVATE}} 2> /dev/null || echo -n ""
+fi
+exit 0
+"#
+    )
+}
+
+fn vzctl(args: &[&str]) -> Output {
+    let bin = vzfs_lab::lab::default_bin_dir().join("vzctl-double");
+    Command::new(bin)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run vzctl-double")
+}
+
+#[test]
+fn deb_with_admin_hooks_chains_them_and_restores_them() {
+    let t = "deb_with_admin_hooks_chains_them_and_restores_them";
+    let Some(p) = packages(t) else { return };
+    if !tools(t, &["dpkg", "dpkg-deb", "bash"]) || !root(t) {
+        return;
+    }
+    let vzctl_bin = vzfs_lab::lab::default_bin_dir().join("vzctl-double");
+    assert!(
+        vzctl_bin.exists(),
+        "{} missing: run `make build`",
+        vzctl_bin.display()
+    );
+    in_throwaway_root(move || {
+        vz_conf();
+        let mut orig = Vec::new();
+        for k in ["premount", "postumount"] {
+            let path = format!("/etc/vz/conf/vps.{k}");
+            fs::write(&path, admin_script(k)).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+            let md = fs::metadata(&path).unwrap();
+            orig.push((
+                path,
+                fs::read(format!("/etc/vz/conf/vps.{k}")).unwrap(),
+                md.ino(),
+                md.mtime(),
+            ));
+        }
+        let unchanged = |orig: &Vec<(String, Vec<u8>, u64, i64)>, same_inode: bool| {
+            for (path, bytes, ino, mtime) in orig {
+                let md = fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+                assert!(md.is_file(), "{path} is not the admin's file");
+                assert_eq!(&fs::read(path).unwrap(), bytes, "{path} changed");
+                assert_eq!(md.permissions().mode() & 0o7777, 0o755, "{path}");
+                assert_eq!(md.mtime(), *mtime, "{path}");
+                if same_inode {
+                    assert_eq!(md.ino(), *ino, "{path}");
+                }
+            }
+        };
+
+        // dpkg -i: succeeds, leaves them alone, says how to chain.
+        let out = dpkg(&["-i", p.deb.to_str().unwrap()]);
+        let o = text(&out);
+        assert!(out.status.success(), "dpkg -i: {o}");
+        assert!(
+            o.contains("vzfs-hook install --chain"),
+            "dpkg -i output does not say how to chain:\n{o}"
+        );
+        unchanged(&orig, true);
+        assert!(!Path::new("/etc/vz/conf/vzfs-chained").exists());
+
+        // The admin chains them.
+        let out = run(Command::new("/usr/sbin/vzfs-hook").args(["install", "--chain"]));
+        assert!(
+            text(&out).contains("vzfs-chained/vps.premount"),
+            "{}",
+            text(&out)
+        );
+        for h in ["vps.premount", "vps.postumount"] {
+            assert_eq!(
+                fs::read_link(format!("/etc/vz/conf/{h}")).unwrap(),
+                Path::new("/usr/sbin/vzfs-hook")
+            );
+        }
+
+        // vzctl mount: our premount first (a shared CT: one notice), then theirs.
+        let m = vzctl(&["mount", "101"]);
+        let mo = text(&m);
+        assert!(m.status.success(), "vzctl mount: {mo}");
+        let ours = mo
+            .find("vzfs-hook: CT 101")
+            .unwrap_or_else(|| panic!("no line of vzfs-hook:\n{mo}"));
+        let theirs = mo
+            .find("ADMIN premount ran")
+            .unwrap_or_else(|| panic!("admin premount did not run:\n{mo}"));
+        assert!(
+            ours < theirs,
+            "premount order must be ours, then theirs:\n{mo}"
+        );
+        let argv = fs::read("/vz/premount.argv").unwrap();
+        assert_eq!(
+            argv, b"/etc/vz/conf/vzfs-chained/vps.premount\x000\x00",
+            "argv: $0 and $# (once)"
+        );
+        // /proc/$$/environ: exactly what the script was exec'd with (before
+        // bash adds anything): vzctl's environment, PATH twice, in its order.
+        let env: Vec<String> = fs::read("/vz/premount.env")
+            .unwrap()
+            .split(|b| *b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        assert_eq!(
+            env,
+            vzfs_lab::vzctl::scripts::script_env("101"),
+            "the chained script's environment is vzctl's, exactly"
+        );
+        assert_eq!(
+            fs::read_to_string("/vz/premount.stdin").unwrap().trim(),
+            "/dev/null"
+        );
+
+        // vzctl umount: theirs first, then ours.
+        let u = vzctl(&["umount", "101"]);
+        let uo = text(&u);
+        assert!(u.status.success(), "vzctl umount: {uo}");
+        let theirs = uo
+            .find("ADMIN postumount ran")
+            .unwrap_or_else(|| panic!("admin postumount did not run:\n{uo}"));
+        let ours = uo
+            .find("vzfs-hook: CT 101")
+            .unwrap_or_else(|| panic!("no line of vzfs-hook:\n{uo}"));
+        assert!(
+            theirs < ours,
+            "postumount order must be theirs, then ours:\n{uo}"
+        );
+        assert_eq!(
+            fs::read("/vz/postumount.argv").unwrap(),
+            b"/etc/vz/conf/vzfs-chained/vps.postumount\x000\x00"
+        );
+
+        // Their failure is the hook's failure: vzctl reports the premount error.
+        fs::write("/vz/fail-premount", "").unwrap();
+        let m = vzctl(&["mount", "101"]);
+        let mo = text(&m);
+        assert_eq!(
+            m.status.code(),
+            Some(79),
+            "vzctl mount with a failing chained premount: {mo}"
+        );
+        assert!(
+            mo.contains(
+                "chained admin script /etc/vz/conf/vzfs-chained/vps.premount exited with status 3"
+            ),
+            "{mo}"
+        );
+        fs::remove_file("/vz/fail-premount").unwrap();
+        let runs = || {
+            fs::read("/vz/premount.argv")
+                .unwrap()
+                .split(|b| *b == 0)
+                .filter(|s| !s.is_empty())
+                .count()
+                / 2
+        };
+        assert_eq!(runs(), 2, "twice in all, once per call");
+
+        // Our premount failed (a config value it cannot use): theirs does not run.
+        fs::write(
+            "/etc/vz/conf/101.conf",
+            format!("{CT_CONF}VE_DEVICE=/dev/vzfs-test-none\nVE_DEVICE_FSCK=maybe\n"),
+        )
+        .unwrap();
+        let m = vzctl(&["mount", "101"]);
+        let mo = text(&m);
+        assert_eq!(
+            m.status.code(),
+            Some(79),
+            "vzctl mount with a failing premount: {mo}"
+        );
+        assert!(
+            mo.contains("VE_DEVICE_FSCK") && !mo.contains("ADMIN premount ran"),
+            "{mo}"
+        );
+        assert_eq!(runs(), 2, "the chained premount ran after ours failed");
+        fs::write("/etc/vz/conf/101.conf", CT_CONF).unwrap();
+
+        // dpkg -r puts them back, byte for byte (the same files).
+        let out = dpkg(&["-r", "vzfs"]);
+        assert!(out.status.success(), "dpkg -r: {}", text(&out));
+        unchanged(&orig, true);
+        assert!(!Path::new("/etc/vz/conf/vzfs-chained").exists());
+        assert!(!Path::new("/usr/sbin/vzfs-hook").exists());
+    });
+}
