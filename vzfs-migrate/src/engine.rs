@@ -11,7 +11,7 @@ use crate::hostops::{self, PathState};
 use crate::journal::{self, Journal, Record};
 use crate::lock::CtLock;
 use crate::ops::{self, Ctx, Job};
-use crate::plan::{self, CtState, PlanInput, Scenario, Step};
+use crate::plan::{self, CtState, PlanInput, Scenario, Side, Step};
 use crate::signals;
 use crate::transport::{self, Ssh};
 use serde::Serialize;
@@ -103,7 +103,7 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
     let id = ctid.to_string();
     let (cfg, fs) = hostops::ct_fs(etc, ctid)?;
     cfg.check_vzfs_keys()
-        .map_err(|e| hostops::cfg_err(Kind::DeviceCheck, format!("config of CT {ctid}"), e))?;
+        .map_err(|e| hostops::cfg_err(Kind::Config, format!("config of CT {ctid}"), e))?;
     if let Some(v) = cfg.get("VE_LAYOUT") {
         if v.raw == "ploop" {
             return Err(Error::check(
@@ -155,8 +155,31 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
             return Err(Error::check(
                 Kind::DeviceCheck,
                 format!("source device {}", d.node.display()),
-                "is in use on this node although the container is not mounted; release it first",
+                format!(
+                    "is in use on this node although the container is not mounted{}; release it first",
+                    in_use_detail(d)
+                ),
             ));
+        }
+        if matches!(state, CtState::Running | CtState::Mounted) {
+            // the unmount of a later step would leave the filesystem alive
+            // (and the hook refuses to hand it over then): refuse now,
+            // before anything changed
+            let dev = vzfs::mountinfo::DevNum::parse(&d.dev).ok_or_else(|| {
+                Error::check(Kind::System, format!("source device {}", d.node.display()), format!("bad device number {:?}", d.dev))
+            })?;
+            let own: Vec<PathBuf> = std::iter::once(fs.private.clone()).chain(fs.root.clone()).collect();
+            let foreign = hostops::foreign_mounts(dev, &own)?;
+            if !foreign.is_empty() {
+                return Err(Error::check(
+                    Kind::DeviceCheck,
+                    format!("source device {} (UUID={})", d.node.display(), d.uuid.as_deref().unwrap_or("?")),
+                    format!(
+                        "the filesystem of CT {ctid} is also {}; unmounting the container would leave it alive on this node, so it cannot move: release it there first (end those processes or unmount it), then migrate",
+                        foreign.join("; ")
+                    ),
+                ));
+            }
         }
     }
     let dumpdir = cfg
@@ -174,7 +197,7 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
     };
 
     // the target
-    let ssh = Ssh::connect(target, opts.ssh.as_deref())?;
+    let ssh = Ssh::connect_for(target, opts.ssh.as_deref(), &id)?;
     let remote = Remote::open(ssh, opts.remote_helper.clone(), opts.vzctl.clone(), None)?;
     let conf_text = std::fs::read(&src_conf)
         .map_err(|e| Error::io(Kind::System, "cannot read", &src_conf, e))?;
@@ -281,6 +304,9 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
     };
     let plan = plan::build(&inp)?;
     let sc = plan.scenario;
+    if sc.dst_insulated() {
+        check_target_hook(target, ctid, &facts.hook, etc)?;
+    }
     if plan.steps.contains(&Step::Quota) {
         // read-only: the source can dump it, the target can load it and
         // holds no quota of this container yet
@@ -320,18 +346,7 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
                 &what,
                 format!(
                     "is in use on the target{}; it must not be mounted anywhere there",
-                    if d.mounted_at.is_empty() {
-                        String::new()
-                    } else {
-                        format!(
-                            " (mounted at {})",
-                            d.mounted_at
-                                .iter()
-                                .map(|p| p.display().to_string())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
-                    }
+                    in_use_detail(d)
                 ),
             ));
         }
@@ -348,6 +363,19 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
                         ),
                     ));
                 }
+                if let (Some(a), Some(b)) = (sd.size, d.size) {
+                    if a != b {
+                        return Err(Error::check(
+                            Kind::DeviceCheck,
+                            &what,
+                            format!(
+                                "has the filesystem UUID of the source device {} but another size ({b} bytes, the source {a}): a copy of the LUN, not the same LUN; hand over only a device both nodes see",
+                                sd.node.display()
+                            ),
+                        ));
+                    }
+                }
+                shared_lun_safety(opts, sd, &fstype)?;
                 // rewrite VE_DEVICE only when the configured name does not
                 // resolve to the same filesystem on the target; then name it
                 // by UUID, not by the target's kernel name (`/dev/sdh1`
@@ -360,10 +388,18 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
                     .unwrap_or(false);
                 if opts.dst_device.is_some() || !configured_ok {
                     let v = match (&opts.dst_device, &src_uuid) {
-                        (Some(dev), _) => dev.clone(),
-                        (None, Some(uuid)) => format!("UUID={uuid}"),
-                        (None, None) => d.node.display().to_string(),
+                        (Some(dev), _) if stable_name(dev) => dev.clone(),
+                        (_, Some(uuid)) => format!("UUID={uuid}"),
+                        (_, None) => d.node.display().to_string(),
                     };
+                    say(&format!(
+                        "target config: VE_DEVICE={v} ({})",
+                        match &opts.dst_device {
+                            Some(g) if *g == v => "as given".to_string(),
+                            Some(g) => format!("the filesystem UUID instead of the kernel name {g}, which can change at the next boot"),
+                            None => format!("the configured name {} does not name this filesystem on the target", sd.spec),
+                        }
+                    ));
                     sets.push(("VE_DEVICE", v));
                 }
             }
@@ -483,6 +519,100 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
     })
 }
 
+/// ` (mounted at ...; used by pid ...)` for a device in use.
+fn in_use_detail(d: &hostops::DevFacts) -> String {
+    let mut parts = Vec::new();
+    if !d.mounted_at.is_empty() {
+        parts.push(format!(
+            "mounted at {}",
+            d.mounted_at
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if let Some(h) = &d.holders {
+        parts.push(h.clone());
+    }
+    if parts.is_empty() {
+        " (held open exclusively, by a mount in another mount namespace or a process)".into()
+    } else {
+        format!(" ({})", parts.join("; "))
+    }
+}
+
+/// A device name that stays the same across reboots and nodes.
+fn stable_name(spec: &str) -> bool {
+    spec.starts_with("UUID=") || spec.starts_with("LABEL=") || spec.starts_with("/dev/disk/by-")
+}
+
+/// A SAN handoff of `src` (type `fstype`): ext2/3/4 without multi-mount
+/// protection is refused unless `--accept-no-mmp`; a type without MMP
+/// (xfs, btrfs) is a warning.
+fn shared_lun_safety(opts: &Options, src: &hostops::DevFacts, fstype: &str) -> Result<()> {
+    let what = format!(
+        "source device {} ({fstype}, UUID={})",
+        src.node.display(),
+        src.uuid.as_deref().unwrap_or("?")
+    );
+    match src.mmp {
+        Some(true) => Ok(()),
+        Some(false) if !opts.accept_no_mmp => Err(Error::check(
+            Kind::DeviceCheck,
+            what,
+            "has no multi-mount protection (MMP): on a LUN both nodes see, nothing but MMP stops the other node from mounting it while this one has it, which corrupts it. Enable it on the unmounted filesystem (`vzctl umount CTID`, then `tune2fs -O mmp DEVICE`), or accept the risk with --accept-no-mmp",
+        )),
+        Some(false) => {
+            say(&format!("warning: {what} has no multi-mount protection (MMP); handing it over anyway (--accept-no-mmp): nothing but this migration's checks stops the other node from mounting it at the same time (`tune2fs -O mmp` on the unmounted filesystem enables it)"));
+            Ok(())
+        }
+        None => {
+            say(&format!("warning: {what}: {fstype} has no multi-mount protection: nothing but this migration's checks stops the other node from mounting it while this one has it; never mount it by hand on both nodes"));
+            Ok(())
+        }
+    }
+}
+
+/// The target runs vzfs-hook as its premount and postumount action scripts
+/// (globally or for this container), in a version compatible with ours;
+/// else exit 14 saying how to install it. Per-container scripts of the
+/// source that are vzfs-hook travel with the container and count too.
+fn check_target_hook(target: &str, ctid: u32, h: &helper::HookFacts, etc: &VzEtc) -> Result<()> {
+    let mut missing = Vec::new();
+    for (kind, found) in [("premount", &h.premount), ("postumount", &h.postumount)] {
+        let travels = etc.scripts_dir().join(format!("{ctid}.{kind}"));
+        let travels_hook = matches!(helper::hook_script(&travels), Ok(Some(_)));
+        match found {
+            Some(s) if !helper::hook_version_compatible(&s.version) => missing.push(format!(
+                "{} is vzfs-hook {} ({}), not compatible with this vzfs-migrate {}",
+                s.path.display(),
+                s.version,
+                s.binary.display(),
+                helper::VERSION
+            )),
+            Some(_) => {}
+            None if travels_hook => {}
+            None => missing.push(format!("no vps.{kind} or {ctid}.{kind} that is vzfs-hook")),
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut detail = missing.join("; ");
+    if !h.other.is_empty() {
+        detail.push_str(&format!(" (found: {})", h.other.join("; ")));
+    }
+    Err(Error::check(
+        Kind::TargetSoftware,
+        format!("target {target}: /etc/vz/conf"),
+        format!(
+            "{detail}: without it vzctl on the target would not mount the container's device at start nor release it at stop. Install vzfs-hook {} there: `install -m 755 vzfs-hook /usr/sbin/vzfs-hook && ln -s /usr/sbin/vzfs-hook /etc/vz/conf/vps.premount && ln -s /usr/sbin/vzfs-hook /etc/vz/conf/vps.postumount` (or dist/install.sh, or the vzfs package)",
+            helper::VERSION
+        ),
+    ))
+}
+
 /// Is this step one that stops the container on the source (downtime start)?
 fn stops_source(s: &Step) -> bool {
     matches!(s, Step::StopSrc | Step::SuspendSrc | Step::UmountSrc)
@@ -491,8 +621,11 @@ fn starts_target(s: &Step) -> bool {
     s.starts_target()
 }
 
-/// Run the undos owed by the journal state, in reverse, stopping at the
-/// first failure (later undos may depend on it).
+/// Run the undos owed by the journal state, in reverse. A failed undo is
+/// reported and the undo goes on with the steps that do not need it
+/// ([`Step::undo_needs`]); those that do are skipped and reported. Steps
+/// that found nothing to do are named as owing no undo. `Err` (exit 23)
+/// says exactly which undos are left and how to finish them.
 fn undo_all(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) -> Result<()> {
     let st = journal::read(j.path())?;
     let steps = ctx.job.plan.steps.clone();
@@ -502,22 +635,48 @@ fn undo_all(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) 
         .filter_map(|i| steps.get(*i).cloned())
         .collect();
     signals::set_critical(true);
-    for i in st.pending_undos() {
+    let mut order: Vec<usize> = st.begun.clone();
+    order.sort_unstable();
+    order.dedup();
+    order.reverse();
+    // (node whose undos are blocked, the step whose undo failed)
+    let mut blocked: Vec<(Side, String)> = Vec::new();
+    let mut left: Vec<String> = Vec::new();
+    let keep = ctx.job.keep_dst;
+    for i in order {
         let Some(step) = steps.get(i) else { continue };
-        if step.post_commit() {
+        if step.post_commit() || st.undone.contains(&i) {
             continue;
         }
         let name = step.name();
+        if st.noop.contains(&i) {
+            say(&format!("undo {name}: nothing to undo (the step found nothing to do)"));
+            continue;
+        }
+        let desc = step.undo_describe(keep);
+        let side = step.undo_side();
+        if let Some((_, cause)) = blocked
+            .iter()
+            .find(|(s, _)| step.undo_needs().contains(s))
+            .cloned()
+        {
+            say(&format!("undo {name} ({desc}): skipped: it needs the undo of {cause}, which failed"));
+            sum.undo.push(UndoReport {
+                name: name.clone(),
+                ok: false,
+                error: Some(format!("skipped: needs the undo of {cause}")),
+            });
+            left.push(format!("{name} on the {} ({desc}; skipped)", side.name()));
+            blocked.push((side, cause));
+            continue;
+        }
         let r = fp
             .hit(&format!("undo:{name}"))
             .and_then(|_| ops::undo(ctx, step, &begun));
         match r {
             Ok(()) => {
                 j.append(&Record::Undone { i })?;
-                say(&format!(
-                    "undo {name} ({}): ok",
-                    step.undo_describe(ctx.job.keep_dst)
-                ));
+                say(&format!("undo {name} ({desc}): ok"));
                 sum.undo.push(UndoReport {
                     name,
                     ok: true,
@@ -525,26 +684,32 @@ fn undo_all(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) 
                 });
             }
             Err(e) => {
-                say(&format!(
-                    "undo {name} ({}): FAILED: {}",
-                    step.undo_describe(ctx.job.keep_dst),
-                    e.chain()
-                ));
+                say(&format!("undo {name} ({desc}): FAILED: {}", e.chain()));
                 sum.undo.push(UndoReport {
                     name: name.clone(),
                     ok: false,
                     error: Some(e.chain()),
                 });
-                return Err(Error::Undo(format!(
-                    "undo of step {name} failed ({}); the journal {} is kept: fix the cause, then run `vzfs-migrate --recover {}`",
-                    e.chain(),
-                    j.path().display(),
-                    ctx.job.ctid
-                )));
+                left.push(format!("{name} on the {} ({desc}; FAILED: {})", side.name(), e.chain()));
+                blocked.push((side, name));
             }
         }
     }
-    Ok(())
+    if left.is_empty() {
+        return Ok(());
+    }
+    let target_clean = !blocked.iter().any(|(s, _)| *s == Side::Target);
+    Err(Error::Undo(format!(
+        "the undo is incomplete; left undone: {}; {}; the journal {} is kept: fix the cause, then run `vzfs-migrate --recover {}`",
+        left.join(", "),
+        if target_clean {
+            format!("the target {} holds nothing of this run{}", ctx.job.target, if keep { " but what --keep-dst keeps" } else { "" })
+        } else {
+            format!("the target {} still holds what those undos would remove", ctx.job.target)
+        },
+        j.path().display(),
+        ctx.job.ctid
+    )))
 }
 
 /// Execute the plan (journal created by the caller).
@@ -597,7 +762,7 @@ fn execute(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) -
             Ok(noop) => {
                 j.append(&Record::Done { i, noop })?;
                 if noop {
-                    say(&format!("step {name}: nothing to do (no undo owed)"));
+                    transport::log(&format!("step {name}: nothing to do (no undo owed)"));
                 }
                 if i + 1 == commit && step.starts_target() {
                     // durable before anything else can fail: from here on
@@ -739,6 +904,11 @@ fn migrate_locked(
     sum: &mut Summary,
 ) -> Result<()> {
     let fp = Failpoints::from_env()?;
+    // we hold the container's lock: a master connection of this container
+    // whose owner is dead is a killed run's leftover
+    for m in transport::reap_stale_masters(&ctid.to_string()) {
+        say(&m);
+    }
     let p = prepare(opts, etc, target, ctid)?;
     sum.scenario = Some(p.job.plan.scenario.name().into());
     sum.state = Some(p.job.plan.state.name().into());
@@ -799,6 +969,9 @@ fn recover(opts: &Options, etc: &VzEtc, ctid: u32, sum: &mut Summary) -> Result<
     }
     let lock = CtLock::acquire(&lockdir, ctid, "migrating")?;
     let res = (|| {
+        for m in transport::reap_stale_masters(&ctid.to_string()) {
+            say(&m);
+        }
         let st = journal::read(&jpath)?;
         let job: Job = serde_json::from_value(st.header.clone()).map_err(|e| {
             Error::check(

@@ -46,8 +46,8 @@ use vzfs::hook::{CtFs, Outcome};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Bumped whenever a helper command changes (2: `serve`, the session;
-/// 3: quota and `--keep-dst` marker commands).
-pub const PROTO: u32 = 3;
+/// 3: quota and `--keep-dst` marker commands; 4: hook, holders and MMP facts).
+pub const PROTO: u32 = 4;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Facts {
@@ -71,6 +71,101 @@ pub struct Facts {
     /// The `--keep-dst` marker next to the private area, if any.
     #[serde(default)]
     pub keep_marker: Option<String>,
+    /// vzfs-hook as this node's premount/postumount action scripts.
+    #[serde(default)]
+    pub hook: HookFacts,
+}
+
+/// One action script that is vzfs-hook: the script's path, the binary it
+/// is (the end of its symlinks) and that binary's version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookScript {
+    pub path: PathBuf,
+    pub binary: PathBuf,
+    pub version: String,
+}
+
+/// Whether vzfs-hook is installed as a node's premount and postumount
+/// action scripts for a container: globally (`vps.premount`,
+/// `vps.postumount`) or per container (`CTID.premount`, ...), each a
+/// symlink to the vzfs-hook binary or the binary itself. (In issue 10's
+/// "chained" mode the admin's old script lives in `vzfs-chained/` and the
+/// symlink to vzfs-hook stays in place: the same check holds.)
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookFacts {
+    pub premount: Option<HookScript>,
+    pub postumount: Option<HookScript>,
+    /// Action scripts present that are not vzfs-hook, and why a script
+    /// that looks like it could not be used (`--version` failed).
+    pub other: Vec<String>,
+}
+
+/// Is `script` vzfs-hook? `Ok(None)`: no (another program), `Err`: it is
+/// named vzfs-hook but does not answer `--version`.
+pub fn hook_script(script: &Path) -> std::result::Result<Option<HookScript>, String> {
+    let Ok(bin) = std::fs::canonicalize(script) else {
+        return Ok(None);
+    };
+    if bin.file_name().and_then(|n| n.to_str()) != Some("vzfs-hook") || !bin.is_file() {
+        return Ok(None);
+    }
+    let out = std::process::Command::new(&bin)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("{} -> {}: cannot run --version: {e}", script.display(), bin.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.trim().strip_prefix("vzfs-hook ") {
+        Some(v) if out.status.success() => Ok(Some(HookScript {
+            path: script.to_path_buf(),
+            binary: bin,
+            version: v.trim().to_string(),
+        })),
+        _ => Err(format!(
+            "{} -> {}: `--version` said {:?}",
+            script.display(),
+            bin.display(),
+            text.trim()
+        )),
+    }
+}
+
+/// The hook facts of this node for container `ctid`.
+pub fn hook_facts(etc: &VzEtc, ctid: u32) -> HookFacts {
+    let mut f = HookFacts::default();
+    for kind in ["premount", "postumount"] {
+        let mut found = None;
+        for name in [format!("vps.{kind}"), format!("{ctid}.{kind}")] {
+            let p = etc.scripts_dir().join(&name);
+            if std::fs::symlink_metadata(&p).is_err() {
+                continue;
+            }
+            match hook_script(&p) {
+                Ok(Some(h)) => {
+                    found.get_or_insert(h);
+                }
+                Ok(None) => f.other.push(format!("{} is not vzfs-hook", p.display())),
+                Err(e) => f.other.push(e),
+            }
+        }
+        if kind == "premount" {
+            f.premount = found;
+        } else {
+            f.postumount = found;
+        }
+    }
+    f
+}
+
+/// A hook version works with this vzfs-migrate: the same major and minor
+/// number (`0.1.x` with `0.1.y`).
+pub fn hook_version_compatible(hook: &str) -> bool {
+    let mm = |v: &str| -> Option<(String, String)> {
+        let mut it = v.split('.');
+        Some((it.next()?.to_string(), it.next()?.to_string()))
+    };
+    mm(hook).is_some() && mm(hook) == mm(VERSION)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -215,6 +310,7 @@ pub fn facts(
             cfg.get("IP_ADDRESS").map(|v| v.raw.as_str()).unwrap_or(""),
         )?,
         keep_marker,
+        hook: hook_facts(etc, ctid),
     })
 }
 

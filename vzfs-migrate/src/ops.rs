@@ -105,7 +105,11 @@ impl Ctx {
     /// The target connection, opened on first use (for `--recover`).
     pub fn remote(&mut self) -> Result<&Remote> {
         if self.remote.is_none() {
-            let ssh = Ssh::connect(&self.job.target, self.job.ssh.as_deref())?;
+            let ssh = Ssh::connect_for(
+                &self.job.target,
+                self.job.ssh.as_deref(),
+                &self.job.ctid.to_string(),
+            )?;
             let r = Remote::open(
                 ssh,
                 self.job.remote_helper.clone(),

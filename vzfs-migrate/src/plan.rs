@@ -242,6 +242,51 @@ impl Step {
         }
     }
 
+    /// The node whose state this step's undo restores.
+    pub fn undo_side(&self) -> Side {
+        match self {
+            Step::SrcDeviceMount
+            | Step::StopSrc
+            | Step::UmountSrc
+            | Step::SuspendSrc
+            | Step::DumpSrc
+            | Step::KillSrc
+            | Step::SrcDeviceUmount
+            | Step::DumpDevMountSrc
+            | Step::DumpDevUmountSrc
+            | Step::FinishSrc => Side::Source,
+            Step::CopyConfig
+            | Step::PrepareDst
+            | Step::Sync { .. }
+            | Step::DumpDevMountDst
+            | Step::DumpDevUmountDst
+            | Step::CopyDump
+            | Step::Quota
+            | Step::DstDeviceMount
+            | Step::DstDeviceUmount
+            | Step::UndumpDst
+            | Step::ResumeDst
+            | Step::StartDst
+            | Step::MountDst => Side::Target,
+        }
+    }
+
+    /// What this step's undo needs: the undos of the later steps on these
+    /// nodes must have succeeded (undos run in reverse order). Every undo
+    /// needs its own node's later undos (the container's state there is a
+    /// chain: started after mounted after ...); mounting a handed-over
+    /// filesystem on the source again also needs the target to have
+    /// released it. A failed undo therefore skips only the undos that need
+    /// it; the others (say, cleaning the target after the source could not
+    /// be remounted) still run.
+    pub fn undo_needs(&self) -> &'static [Side] {
+        match self {
+            Step::SrcDeviceUmount | Step::DumpDevUmountSrc => &[Side::Source, Side::Target],
+            s if s.undo_side() == Side::Source => &[Side::Source],
+            _ => &[Side::Target],
+        }
+    }
+
     /// The container starts living on the target with this step.
     pub fn starts_target(&self) -> bool {
         matches!(self, Step::StartDst | Step::ResumeDst | Step::MountDst)
@@ -251,6 +296,22 @@ impl Step {
     /// nodes until the target has it).
     pub fn starts_critical(&self) -> bool {
         matches!(self, Step::SrcDeviceUmount)
+    }
+}
+
+/// A node of the migration, for undo dependencies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Target,
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Source => "source",
+            Side::Target => "target",
+        }
     }
 }
 

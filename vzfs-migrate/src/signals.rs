@@ -88,8 +88,3 @@ impl Drop for ChildGuard {
     }
 }
 
-#[cfg(test)]
-pub(crate) fn reset_for_test() {
-    PENDING.store(0, Ordering::SeqCst);
-    CRITICAL.store(false, Ordering::SeqCst);
-}
