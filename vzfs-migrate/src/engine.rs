@@ -643,6 +643,7 @@ fn undo_all(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) 
     let mut blocked: Vec<(Side, String)> = Vec::new();
     let mut left: Vec<String> = Vec::new();
     let keep = ctx.job.keep_dst;
+    let handoff = ctx.job.plan.scenario == Scenario::D2;
     for i in order {
         let Some(step) = steps.get(i) else { continue };
         if step.post_commit() || st.undone.contains(&i) {
@@ -657,7 +658,7 @@ fn undo_all(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) 
         let side = step.undo_side();
         if let Some((_, cause)) = blocked
             .iter()
-            .find(|(s, _)| step.undo_needs().contains(s))
+            .find(|(s, _)| step.undo_needs(handoff).contains(s))
             .cloned()
         {
             say(&format!("undo {name} ({desc}): skipped: it needs the undo of {cause}, which failed"));

@@ -279,9 +279,14 @@ impl Step {
     /// released it. A failed undo therefore skips only the undos that need
     /// it; the others (say, cleaning the target after the source could not
     /// be remounted) still run.
-    pub fn undo_needs(&self) -> &'static [Side] {
+    ///
+    /// In a handoff (`handoff`, d2) every source undo needs the target too:
+    /// starting or mounting the container on the source again mounts the
+    /// shared device there, which only the target's release makes safe.
+    pub fn undo_needs(&self, handoff: bool) -> &'static [Side] {
         match self {
             Step::SrcDeviceUmount | Step::DumpDevUmountSrc => &[Side::Source, Side::Target],
+            s if s.undo_side() == Side::Source && handoff => &[Side::Source, Side::Target],
             s if s.undo_side() == Side::Source => &[Side::Source],
             _ => &[Side::Target],
         }
