@@ -364,3 +364,56 @@ fn config_error_exits_2() {
     assert!(!lab.host("b").path("/etc/vz/conf/101.conf").exists());
     lab.teardown().unwrap();
 }
+
+/// `-t` and `--json` of an online migration give the freeze breakdown
+/// (suspend+dump, dump transfer, second rsync, undump+resume, frozen
+/// total), with the dump of the size `VZFS_LAB_DUMP_SIZE` asks the double
+/// for; through a dump device and copied over ssh. (Values are not
+/// compared with any time: only that they are there and add up.)
+#[test]
+fn online_freeze_breakdown() {
+    let Some(lab) = lab("online_freeze_breakdown") else {
+        return;
+    };
+    let (a, b) = (lab.host("a"), lab.host("b"));
+    let (_, _src, _) = setup(&lab, "d2", "running");
+    let dump = lab.add_lun("dump", &["a", "b"], Fs::Ext4Mmp).unwrap();
+    let spec = dump.by_id_path().display().to_string();
+    for h in [a, b] {
+        h.sh_ok("sed -i '1i VZFS_LAB_DUMP_SIZE=\"4M\"' /etc/vz/conf/101.conf || true")
+            .unwrap();
+    }
+    for (from, to, transfer, extra) in [
+        (a, "b", "device", vec!["--dump-device", spec.as_str()]),
+        (b, "a", "copy", vec![]),
+    ] {
+        let mut args = vec!["-t", "--json", "--online"];
+        args.extend(extra.iter().copied());
+        args.extend([to, CT]);
+        let out = migrate(from, &args);
+        assert!(out.success(), "{}", out.all());
+        for l in [
+            "online freeze (dump 4.0 MiB):",
+            "suspend+dump",
+            &format!("dump transfer ({transfer})"),
+            "second rsync",
+            "undump+resume",
+            "frozen total",
+        ] {
+            assert!(out.stderr.contains(l), "{transfer}: missing {l:?}: {}", out.stderr);
+        }
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let f = &v["freeze"];
+        assert_eq!(f["dump_transfer"], transfer, "{v}");
+        assert_eq!(f["dump_bytes"], 4u64 << 20, "{v}");
+        let part = |k: &str| f[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}"));
+        let sum = part("suspend_dump_seconds")
+            + part("dump_transfer_seconds")
+            + part("second_rsync_seconds")
+            + part("undump_resume_seconds")
+            + part("other_seconds");
+        assert!(part("frozen_seconds") > 0.0, "{v}");
+        assert!((sum - part("frozen_seconds")).abs() < 1e-6, "parts do not add up: {v}");
+    }
+    lab.teardown().unwrap();
+}

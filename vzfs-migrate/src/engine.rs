@@ -45,10 +45,64 @@ pub struct Summary {
     pub steps: Vec<StepReport>,
     pub undo: Vec<UndoReport>,
     pub downtime_seconds: Option<f64>,
+    /// Online migrations: how long the container was frozen, and where
+    /// that time went.
+    pub freeze: Option<Freeze>,
     pub total_seconds: f64,
     pub plan: Option<String>,
     pub error: Option<String>,
     pub exit_code: i32,
+}
+
+/// The frozen time of an online migration (from the suspend on the source
+/// to the resume on the target), in stock vzmigrate's phases.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Freeze {
+    /// suspend-src + dump-src (+ kill-src: the image is final then)
+    pub suspend_dump_seconds: f64,
+    /// copy-dump, or the dump device's unmount on the source and mount on
+    /// the target ("copy" or "device")
+    pub dump_transfer_seconds: f64,
+    pub dump_transfer: String,
+    /// sync-2 (copy scenarios; 0 for a handoff)
+    pub second_rsync_seconds: f64,
+    /// undump-dst + resume-dst
+    pub undump_resume_seconds: f64,
+    /// everything else while frozen (unmounting and mounting the
+    /// container's device, the quota)
+    pub other_seconds: f64,
+    /// wall time from the start of the suspend to the end of the resume
+    pub frozen_seconds: f64,
+    /// size of the dump file, when known
+    pub dump_bytes: Option<u64>,
+}
+
+fn freeze_breakdown(sum: &Summary, frozen: f64, dump_bytes: Option<u64>) -> Freeze {
+    let secs = |names: &[&str]| -> f64 {
+        sum.steps
+            .iter()
+            .filter(|s| names.contains(&s.name.as_str()))
+            .map(|s| s.seconds)
+            .sum()
+    };
+    let device = sum.steps.iter().any(|s| s.name == "dumpdev-mount-dst");
+    let mut f = Freeze {
+        suspend_dump_seconds: secs(&["suspend-src", "dump-src", "kill-src"]),
+        dump_transfer_seconds: secs(&["copy-dump", "dumpdev-umount-src", "dumpdev-mount-dst"]),
+        dump_transfer: if device { "device" } else { "copy" }.into(),
+        second_rsync_seconds: secs(&["sync-2"]),
+        undump_resume_seconds: secs(&["undump-dst", "resume-dst"]),
+        other_seconds: 0.0,
+        frozen_seconds: frozen,
+        dump_bytes,
+    };
+    f.other_seconds = (frozen
+        - f.suspend_dump_seconds
+        - f.dump_transfer_seconds
+        - f.second_rsync_seconds
+        - f.undump_resume_seconds)
+        .max(0.0);
+    f
 }
 
 fn say(msg: &str) {
@@ -720,6 +774,8 @@ fn execute(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) -
     let critical = ctx.job.plan.critical_index();
     let n = steps.len();
     let mut down_start: Option<Instant> = None;
+    let mut freeze_start: Option<Instant> = None;
+    let mut frozen_for: Option<(f64, Option<u64>)> = None;
     let mut committed = false;
     let mut failure: Option<Error> = None;
     for (i, step) in steps.iter().enumerate() {
@@ -757,8 +813,19 @@ fn execute(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) -
             down_start = Some(Instant::now());
         }
         let t0 = Instant::now();
+        if *step == Step::SuspendSrc {
+            freeze_start = Some(t0);
+        }
         let r = ops::run(ctx, step);
         let secs = t0.elapsed().as_secs_f64();
+        if let (Step::ResumeDst, Ok(_), Some(f0)) = (step, &r, freeze_start) {
+            let frozen = f0.elapsed().as_secs_f64();
+            let bytes = std::fs::metadata(ctx.job.src_dump_file())
+                .ok()
+                .map(|m| m.len())
+                .or_else(|| ctx.dump_bytes);
+            frozen_for = Some((frozen, bytes));
+        }
         match r {
             Ok(noop) => {
                 j.append(&Record::Done { i, noop })?;
@@ -811,6 +878,9 @@ fn execute(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) -
             });
             break;
         }
+    }
+    if let Some((frozen, bytes)) = frozen_for {
+        sum.freeze = Some(freeze_breakdown(sum, frozen, bytes));
     }
     let Some(err) = failure else {
         signals::set_critical(false);
@@ -1028,6 +1098,24 @@ pub fn print_times(sum: &Summary) {
     }
     if let Some(d) = sum.downtime_seconds {
         eprintln!("  {:<20} {:>9.3}s", "downtime", d);
+    }
+    if let Some(f) = &sum.freeze {
+        eprintln!(
+            "online freeze{}:",
+            f.dump_bytes
+                .map(|b| format!(" (dump {:.1} MiB)", b as f64 / (1u64 << 20) as f64))
+                .unwrap_or_default()
+        );
+        eprintln!("  {:<20} {:>9.3}s", "suspend+dump", f.suspend_dump_seconds);
+        eprintln!(
+            "  {:<20} {:>9.3}s",
+            format!("dump transfer ({})", f.dump_transfer),
+            f.dump_transfer_seconds
+        );
+        eprintln!("  {:<20} {:>9.3}s", "second rsync", f.second_rsync_seconds);
+        eprintln!("  {:<20} {:>9.3}s", "undump+resume", f.undump_resume_seconds);
+        eprintln!("  {:<20} {:>9.3}s", "other", f.other_seconds);
+        eprintln!("  {:<20} {:>9.3}s", "frozen total", f.frozen_seconds);
     }
     eprintln!("  {:<20} {:>9.3}s", "total", sum.total_seconds);
 }

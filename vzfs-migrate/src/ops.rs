@@ -90,6 +90,8 @@ pub struct Ctx {
     remote: Option<Remote>,
     /// The config and scripts to install on the target (not journaled).
     pub install: Option<InstallConfig>,
+    /// Size of the dump file written on the source (before it moved).
+    pub dump_bytes: Option<u64>,
 }
 
 impl Ctx {
@@ -99,6 +101,7 @@ impl Ctx {
             job,
             remote,
             install,
+            dump_bytes: None,
         }
     }
 
@@ -306,6 +309,7 @@ pub fn run(ctx: &mut Ctx, step: &Step) -> Result<bool> {
             let fs = f.display().to_string();
             ctx.local_vzctl("chkpnt", &["--dump", "--dumpfile", &fs])?
                 .check(Kind::StopSource)?;
+            ctx.dump_bytes = std::fs::metadata(&f).ok().map(|m| m.len());
             Ok(false)
         }
         Step::KillSrc => {
