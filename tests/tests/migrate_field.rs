@@ -417,3 +417,51 @@ fn online_freeze_breakdown() {
     }
     lab.teardown().unwrap();
 }
+
+/// Checkpoint support is checked on both nodes before any change; a
+/// container stopped with a dump (`suspended`) moves with its dump and is
+/// restored on the target.
+#[test]
+fn suspended_container_moves_with_its_dump() {
+    let Some(lab) = lab("suspended_container_moves_with_its_dump") else {
+        return;
+    };
+    let (a, b) = (lab.host("a"), lab.host("b"));
+    let (_, src, dst) = setup(&lab, "d2", "running");
+    // no checkpointing on the source: --online refused (8), nothing changed
+    let before = snapshot(a, false);
+    a.sh_ok(&format!("rm {}/cpt", vzfs_lab::lab::LAB_CPT_DIR)).unwrap();
+    let out = migrate(a, &["--online", "b", CT]);
+    assert_eq!(out.exit_code(), 8, "{}", out.all());
+    assert!(out.stderr.contains("cannot checkpoint"), "{}", out.all());
+    assert_undone("no cpt", &lab, &before, src.as_ref(), dst.as_ref());
+    a.sh_ok(&format!("touch {}/cpt", vzfs_lab::lab::LAB_CPT_DIR)).unwrap();
+
+    a.vzctl(&["chkpnt", CT]).unwrap().ok().unwrap();
+    assert_eq!(status(a), "CTID 101 exist unmounted down suspended");
+    let dump = a.read_file("/vz/dump/Dump.101").unwrap();
+    // no restore on the target: refused (14), nothing changed
+    b.sh_ok(&format!("rm {}/rst", vzfs_lab::lab::LAB_CPT_DIR)).unwrap();
+    let out = migrate(a, &["b", CT]);
+    assert_eq!(out.exit_code(), 14, "{}", out.all());
+    assert!(out.stderr.contains("cannot restore"), "{}", out.all());
+    assert_eq!(status(a), "CTID 101 exist unmounted down suspended");
+    target_clean("no rst", b);
+    b.sh_ok(&format!("touch {}/rst", vzfs_lab::lab::LAB_CPT_DIR)).unwrap();
+
+    let plan = migrate(a, &["--check-only", "b", CT]);
+    assert!(plan.stdout.contains("suspended (its dump moves with it)") && plan.stdout.contains("copy-dump"), "{}", plan.all());
+    let out = migrate(a, &["b", CT]);
+    assert!(out.success(), "{}", out.all());
+    assert_eq!(status(b), "CTID 101 exist unmounted down suspended");
+    assert_eq!(b.read_file("/vz/dump/Dump.101").unwrap(), dump);
+    assert!(!a.path("/vz/dump/Dump.101").exists(), "source dump left");
+    b.vzctl(&["restore", CT]).unwrap().ok().unwrap();
+    assert_eq!(status(b), expected_status("running"));
+    std::thread::sleep(Duration::from_millis(200));
+    let log = b.read_file("/vz/private/101/var/log/lab-workload.log").unwrap();
+    let s = vzfs_lab::workload::check_log(&log).unwrap();
+    assert_eq!(s.restores, 1, "{log}");
+    b.vzctl(&["stop", CT]).unwrap().ok().unwrap();
+    lab.teardown().unwrap();
+}

@@ -118,6 +118,19 @@ pub struct Cli {
     )]
     pub vzctl: String,
 
+    /// Where the kernel offers OpenVZ's checkpoint interfaces `cpt` and
+    /// `rst` (vzctl opens /proc/cpt to checkpoint and /proc/rst to
+    /// restore); checked on both nodes before an online migration or the
+    /// move of a suspended container. Another directory only for test labs.
+    #[arg(
+        long = "cpt-dir",
+        value_name = "DIR",
+        env = "VZFS_CPT_DIR",
+        default_value = "/proc",
+        hide = true
+    )]
+    pub cpt_dir: std::path::PathBuf,
+
     /// Directory of the undo journal (default: LOCKDIR from vz.conf).
     #[arg(
         long = "journal-dir",
@@ -157,6 +170,7 @@ pub struct Options {
     pub progress: bool,
     pub remote_helper: String,
     pub vzctl: String,
+    pub cpt_dir: std::path::PathBuf,
     pub journal_dir: Option<std::path::PathBuf>,
 }
 
@@ -224,6 +238,7 @@ impl Cli {
             progress: stdout_is_tty && !self.json && !self.no_progress,
             remote_helper: self.remote_helper,
             vzctl: self.vzctl,
+            cpt_dir: self.cpt_dir,
             journal_dir: self.journal_dir,
         })
     }

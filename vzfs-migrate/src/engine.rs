@@ -260,6 +260,8 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
         id.clone(),
         "--vzctl".into(),
         opts.vzctl.clone(),
+        "--cpt-dir".into(),
+        opts.cpt_dir.display().to_string(),
     ];
     let probe_spec = match (&opts.dst_device, &fs.device) {
         (Some(d), _) => Some(d.clone()),
@@ -355,9 +357,11 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
         dump_device: dump_spec.is_some(),
         // as stock vzmigrate: unless DISK_QUOTA is "no" (vzctl's default: yes)
         quota: cfg.get("DISK_QUOTA").map(|v| v.raw.trim()) != Some("no"),
+        suspended: status.suspended && state == CtState::Stopped,
     };
     let plan = plan::build(&inp)?;
     let sc = plan.scenario;
+    check_checkpoint_support(opts, target, &plan, &facts.cpt)?;
     if sc.dst_insulated() {
         check_target_hook(target, ctid, &facts.hook, etc)?;
     }
@@ -571,6 +575,40 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
         install: InstallConfig { conf, scripts },
         remote,
     })
+}
+
+/// An online migration needs checkpointing on the source and restoring on
+/// the target, the move of a suspended container restoring on the target;
+/// both are checked before anything changes.
+fn check_checkpoint_support(
+    opts: &Options,
+    target: &str,
+    plan: &plan::Plan,
+    dst: &helper::CptFacts,
+) -> Result<()> {
+    if !plan.online && !plan.suspended {
+        return Ok(());
+    }
+    let why = if plan.online {
+        "--online"
+    } else {
+        "a suspended container (its dump is restored there)"
+    };
+    if plan.online && !helper::cpt_facts(&opts.cpt_dir).cpt {
+        return Err(Error::check(
+            Kind::StopSource,
+            format!("source: {}", opts.cpt_dir.join("cpt").display()),
+            format!("does not exist: this kernel cannot checkpoint containers, which {why} needs (load the vzcpt module, or migrate without --online)"),
+        ));
+    }
+    if !dst.rst {
+        return Err(Error::check(
+            Kind::TargetSoftware,
+            format!("target {target}: {}", opts.cpt_dir.join("rst").display()),
+            format!("does not exist: the target's kernel cannot restore containers, which {why} needs (load the vzrst module there{})", if plan.online { ", or migrate without --online" } else { ", or `vzctl restore` it here first" }),
+        ));
+    }
+    Ok(())
 }
 
 /// ` (mounted at ...; used by pid ...)` for a device in use.

@@ -8,7 +8,7 @@
 //! Commands (CTID is decimal; the container's settings come from the
 //! target's own config once `install-config` has put it there):
 //! - `version`
-//! - `facts CTID [--device SPEC] [--uuid UUID]`, stdin: the container
+//! - `facts CTID [--device SPEC] [--uuid UUID] [--vzctl PROG] [--cpt-dir DIR]`, stdin: the container
 //!   config text as it will be installed: private/root paths and state,
 //!   whether the CT exists, vzctl presence, the device (by spec and by UUID),
 //!   which of its `IP_ADDRESS` addresses are in use on this node (in another
@@ -74,6 +74,24 @@ pub struct Facts {
     /// vzfs-hook as this node's premount/postumount action scripts.
     #[serde(default)]
     pub hook: HookFacts,
+    /// The kernel's checkpoint (`cpt`) and restore (`rst`) interfaces.
+    #[serde(default)]
+    pub cpt: CptFacts,
+}
+
+/// Whether this node's kernel can checkpoint and restore containers
+/// (OpenVZ's vzcpt/vzrst: `/proc/cpt`, `/proc/rst`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CptFacts {
+    pub cpt: bool,
+    pub rst: bool,
+}
+
+pub fn cpt_facts(cpt_dir: &Path) -> CptFacts {
+    CptFacts {
+        cpt: cpt_dir.join("cpt").exists(),
+        rst: cpt_dir.join("rst").exists(),
+    }
 }
 
 /// One action script that is vzfs-hook: the script's path, the binary it
@@ -245,6 +263,7 @@ pub fn facts(
     device: Option<&str>,
     uuid: Option<&str>,
     vzctl: &str,
+    cpt_dir: &Path,
 ) -> Result<Facts> {
     let id = ctid.to_string();
     let conf_path = etc.ct_conf(&id);
@@ -311,6 +330,7 @@ pub fn facts(
         )?,
         keep_marker,
         hook: hook_facts(etc, ctid),
+        cpt: cpt_facts(cpt_dir),
     })
 }
 
@@ -651,12 +671,14 @@ pub fn dispatch(etc: &VzEtc, args: &[String]) -> Result<Value> {
             let mut device = None;
             let mut uuid = None;
             let mut vzctl = "vzctl".to_string();
+            let mut cpt_dir = PathBuf::from("/proc");
             let mut it = rest[1..].iter();
             while let Some(a) = it.next() {
                 match a.as_str() {
                     "--device" => device = it.next().cloned(),
                     "--uuid" => uuid = it.next().cloned(),
                     "--vzctl" => vzctl = it.next().cloned().unwrap_or(vzctl),
+                    "--cpt-dir" => cpt_dir = it.next().map(PathBuf::from).unwrap_or(cpt_dir),
                     o => {
                         return Err(Error::Usage(format!(
                             "helper facts: unknown argument {o:?}"
@@ -671,7 +693,15 @@ pub fn dispatch(etc: &VzEtc, args: &[String]) -> Result<Value> {
                     "is not UTF-8",
                 )
             })?;
-            let f = facts(etc, ctid, &text, device.as_deref(), uuid.as_deref(), &vzctl)?;
+            let f = facts(
+                etc,
+                ctid,
+                &text,
+                device.as_deref(),
+                uuid.as_deref(),
+                &vzctl,
+                &cpt_dir,
+            )?;
             Ok(serde_json::to_value(f).expect("facts serialize"))
         }
         "install-config" => {
@@ -1057,13 +1087,24 @@ mod tests {
     #[test]
     fn facts_from_config_text() {
         let (d, e) = etc("facts");
-        let f = facts(&e, 101, "OSTEMPLATE=\"debian\"\n", None, None, "/bin/sh").unwrap();
+        let f = facts(
+            &e,
+            101,
+            "OSTEMPLATE=\"debian\"\n",
+            None,
+            None,
+            "/bin/sh",
+            Path::new("/nonexistent-cpt"),
+        )
+        .unwrap();
+        assert_eq!(f.cpt, CptFacts { cpt: false, rst: false });
         assert!(!f.conf_exists);
         assert_eq!(f.private, d.join("private/101"));
         assert_eq!(f.private_state, PathState::Absent);
         assert_eq!(f.dumpdir, d.join("dump"));
         assert!(f.vzctl_found);
         // a CT file's own VE_PRIVATE wins
+        std::fs::write(d.join("rst"), "").unwrap();
         let f = facts(
             &e,
             101,
@@ -1071,8 +1112,10 @@ mod tests {
             Some("/dev/vzfs-nonexistent"),
             None,
             "no-such-vzctl-x",
+            &d,
         )
         .unwrap();
+        assert_eq!(f.cpt, CptFacts { cpt: false, rst: true });
         assert_eq!(f.private, PathBuf::from("/srv/ct/101"));
         assert!(!f.vzctl_found);
         assert!(f.device.is_none());

@@ -395,15 +395,17 @@ pub fn run(ctx: &mut Ctx, step: &Step) -> Result<bool> {
 fn finish_src(ctx: &mut Ctx) -> Result<()> {
     let j = ctx.job.clone();
     // the dump file (on the source's DUMPDIR)
-    if j.plan.online && j.dump_device.is_none() {
+    if (j.plan.online || j.plan.suspended) && j.dump_device.is_none() {
         let f = j.src_dump_file();
         match std::fs::remove_file(&f) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(Kind::System, "cannot remove dump file", &f, e)),
         }
-        if let Some(r) = ctx.remote.as_ref() {
-            // best effort: the target's copy of the dump is no longer needed
+        if let Some(r) = ctx.remote.as_ref().filter(|_| j.plan.online) {
+            // best effort: the target's copy of the dump was restored and is
+            // no longer needed (a suspended container's dump is its state:
+            // it stays)
             let _ = r.call(&["remove-dump", &j.ctid.to_string()], None);
         }
     }

@@ -337,6 +337,9 @@ pub struct PlanInput {
     pub dump_device: bool,
     /// Migrate the vzquota disk quota (`DISK_QUOTA` is not `no`).
     pub quota: bool,
+    /// The container is stopped with a dump (`vzctl status` says
+    /// `suspended`): the dump file moves with it.
+    pub suspended: bool,
 }
 
 /// Pick the scenario; errors are usage errors naming the conflict.
@@ -386,6 +389,9 @@ pub struct Plan {
     pub scenario: Scenario,
     pub state: CtState,
     pub online: bool,
+    /// Stopped with a dump that moves with it (see [`PlanInput::suspended`]).
+    #[serde(default)]
+    pub suspended: bool,
     pub steps: Vec<Step>,
 }
 
@@ -487,6 +493,12 @@ pub fn build(inp: &PlanInput) -> Result<Plan> {
             .expect("every plan copies the config");
         s.insert(after + 1, Quota);
     }
+    let suspended = inp.suspended && st == CtState::Stopped;
+    if suspended {
+        // the dump of a suspended container goes to the target's DUMPDIR,
+        // where `vzctl restore` finds it
+        s.push(CopyDump);
+    }
     s.push(FinishSrc);
     if inp.dump_device {
         s.push(DumpDevUmountDst);
@@ -495,6 +507,7 @@ pub fn build(inp: &PlanInput) -> Result<Plan> {
         scenario: sc,
         state: st,
         online: inp.online,
+        suspended,
         steps: s,
     })
 }
@@ -550,7 +563,13 @@ impl fmt::Display for PlanDisplay<'_> {
             p.scenario.name(),
             p.scenario.describe(),
             p.state.name(),
-            if p.online { ", online" } else { "" }
+            if p.online {
+                ", online"
+            } else if p.suspended {
+                ", suspended (its dump moves with it)"
+            } else {
+                ""
+            }
         )?;
         let commit = p.commit_index();
         for (i, s) in p.steps.iter().enumerate() {
@@ -593,6 +612,7 @@ mod tests {
             online: false,
             dump_device: false,
             quota: false,
+            suspended: false,
         }
     }
 
