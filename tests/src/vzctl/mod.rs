@@ -7,9 +7,19 @@
 //! environment, stdin and exit code 79 and its missing undo of premount
 //! ([`scripts`]), the container lock `LOCKDIR/<CTID>.lck` made with `link()`
 //! and `--skiplock` ([`lock`]), `status` line format, and vzctl's exit codes.
-//! Where the contract is silent it follows vzctl 4.x sources
-//! (messages, "already mounted" is success, `umount` of a running CT is a
-//! no-op with a message, `stop` of a stopped CT exits 0).
+//! It also does what the contract records of the real vzctl 4.11.1: `mount`
+//! of a mounted container says "Container is already mounted", exits 0 and
+//! runs no hook; `umount` of an unmounted one says "CT is not mounted" and
+//! exits 40; `status` warns `stat(<VE_ROOT>): No such file or directory` on
+//! stderr while `VE_ROOT` does not exist (stdout is still the one line);
+//! `set --save` writes the keys vzctl manages itself ([`conf::REQUOTED_KEYS`])
+//! back in its own quoting. Where the contract is silent it follows vzctl
+//! 4.x sources (messages, `umount` of a running CT is a no-op with a
+//! message, `stop` of a stopped CT exits 0).
+//!
+//! Lab-only: the config key `VZFS_LAB_DUMP_SIZE` ([`DUMP_SIZE_KEY`]) sets the
+//! size of the memory image `chkpnt` writes into the dump (and `restore`
+//! reads back), so that an online migration's freeze can be measured.
 //!
 //! What is simulated: on a non-OpenVZ kernel vzctl mounts a simfs container
 //! as a bind mount of `VE_PRIVATE` on `VE_ROOT`; so does the double. A
