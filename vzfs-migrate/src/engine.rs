@@ -83,7 +83,7 @@ fn freeze_breakdown(sum: &Summary, frozen: f64, dump_bytes: Option<u64>) -> Free
             .iter()
             .filter(|s| names.contains(&s.name.as_str()))
             .map(|s| s.seconds)
-            .sum()
+            .fold(0.0, |a, b| a + b)
     };
     let device = sum.steps.iter().any(|s| s.name == "dumpdev-mount-dst");
     let mut f = Freeze {
