@@ -1070,6 +1070,11 @@ fn recover(opts: &Options, etc: &VzEtc, ctid: u32, sum: &mut Summary) -> Result<
     let jdir = journal_dir(opts, &lockdir);
     let jpath = journal::journal_path(&jdir, ctid);
     if !jpath.exists() {
+        // a run killed before its journal existed may still have left its
+        // ssh master (a live owner's is never touched)
+        for m in transport::reap_stale_masters(&ctid.to_string()) {
+            say(&m);
+        }
         return Err(Error::check(
             Kind::Usage,
             format!("journal {}", jpath.display()),
@@ -1160,3 +1165,50 @@ pub fn print_times(sum: &Summary) {
 
 #[allow(dead_code)]
 fn _assert_send(_: &Summary) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_device_names() {
+        assert!(stable_name("UUID=1234"));
+        assert!(stable_name("LABEL=ct101"));
+        assert!(stable_name("/dev/disk/by-id/wwn-0x5000"));
+        assert!(!stable_name("/dev/sdh1"));
+        assert!(!stable_name("/dev/mapper/vg-lv"));
+    }
+
+    #[test]
+    fn freeze_parts_add_up() {
+        let mut sum = Summary::default();
+        for (n, s) in [
+            ("suspend-src", 0.1),
+            ("dump-src", 0.2),
+            ("kill-src", 0.05),
+            ("src-device-umount", 0.3),
+            ("dumpdev-umount-src", 0.01),
+            ("dumpdev-mount-dst", 0.02),
+            ("undump-dst", 0.4),
+            ("resume-dst", 0.01),
+        ] {
+            sum.steps.push(StepReport {
+                name: n.into(),
+                status: "done".into(),
+                seconds: s,
+            });
+        }
+        let f = freeze_breakdown(&sum, 1.5, Some(16 << 20));
+        assert_eq!(f.dump_transfer, "device");
+        assert!((f.suspend_dump_seconds - 0.35).abs() < 1e-9);
+        assert!((f.dump_transfer_seconds - 0.03).abs() < 1e-9);
+        assert_eq!(f.second_rsync_seconds.to_bits(), 0.0f64.to_bits());
+        assert!((f.undump_resume_seconds - 0.41).abs() < 1e-9);
+        let parts = f.suspend_dump_seconds
+            + f.dump_transfer_seconds
+            + f.second_rsync_seconds
+            + f.undump_resume_seconds
+            + f.other_seconds;
+        assert!((parts - 1.5).abs() < 1e-9);
+    }
+}

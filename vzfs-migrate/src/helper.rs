@@ -1085,6 +1085,43 @@ mod tests {
     }
 
     #[test]
+    fn hook_versions() {
+        let v = VERSION;
+        assert!(hook_version_compatible(v));
+        let mut parts: Vec<&str> = v.split('.').collect();
+        let patch = "999";
+        parts[2] = patch;
+        assert!(hook_version_compatible(&parts.join(".")));
+        assert!(!hook_version_compatible("99.0.0"));
+        assert!(!hook_version_compatible("garbage"));
+    }
+
+    #[test]
+    fn hook_script_is_found_by_binary_name() {
+        let d = std::env::temp_dir().join(format!("vzfs-hookscript-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        // not named vzfs-hook: another program
+        let other = d.join("other");
+        std::fs::write(&other, "#!/bin/sh\n").unwrap();
+        assert_eq!(hook_script(&other), Ok(None));
+        // named vzfs-hook, answering --version as vzfs-hook does
+        let bin = d.join("vzfs-hook");
+        std::fs::write(&bin, "#!/bin/sh\necho vzfs-hook 0.1.7\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let link = d.join("vps.premount");
+        std::os::unix::fs::symlink(&bin, &link).unwrap();
+        let h = hook_script(&link).unwrap().unwrap();
+        assert_eq!(h.version, "0.1.7");
+        assert_eq!(h.binary, std::fs::canonicalize(&bin).unwrap());
+        // named vzfs-hook but something else
+        std::fs::write(&bin, "#!/bin/sh\necho hello\n").unwrap();
+        assert!(hook_script(&link).unwrap_err().contains("--version"));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
     fn facts_from_config_text() {
         let (d, e) = etc("facts");
         let f = facts(

@@ -885,4 +885,41 @@ mod tests {
         let q: Plan = serde_json::from_str(&j).unwrap();
         assert_eq!(p, q);
     }
+
+    #[test]
+    fn undo_dependencies() {
+        // copy scenarios: a node's undos need only that node's later undos
+        assert_eq!(Step::StopSrc.undo_needs(false), &[Side::Source]);
+        assert_eq!(Step::CopyConfig.undo_needs(false), &[Side::Target]);
+        assert_eq!(Step::Sync { pass: 1 }.undo_needs(false), &[Side::Target]);
+        // mounting the source device again needs the target released
+        assert_eq!(
+            Step::SrcDeviceUmount.undo_needs(false),
+            &[Side::Source, Side::Target]
+        );
+        // a handoff: every source undo may mount the shared device
+        assert_eq!(
+            Step::StopSrc.undo_needs(true),
+            &[Side::Source, Side::Target]
+        );
+        assert_eq!(Step::CopyConfig.undo_needs(true), &[Side::Target]);
+        assert_eq!(Step::DstDeviceMount.undo_side(), Side::Target);
+        assert_eq!(Step::KillSrc.undo_side(), Side::Source);
+    }
+
+    #[test]
+    fn suspended_container_moves_its_dump() {
+        let mut i = inp(CtState::Stopped);
+        i.src_insulated = true;
+        i.src_uuid = Some("u".into());
+        i.suspended = true;
+        let p = build(&i).unwrap();
+        assert!(p.suspended);
+        assert_eq!(names(&p), ["copy-config", "copy-dump", "finish-src"]);
+        assert!(p.display(false).to_string().contains("suspended (its dump moves with it)"));
+        // only a stopped container is suspended
+        let mut r = inp(CtState::Running);
+        r.suspended = true;
+        assert!(!build(&r).unwrap().suspended);
+    }
 }
