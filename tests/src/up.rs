@@ -106,7 +106,9 @@ pub fn up(args: &[String]) -> i32 {
         );
     }
     if hook {
-        println!("vzfs-hook is installed as /etc/vz/conf/vps.premount and vps.postumount on every host.");
+        println!(
+            "vzfs-hook is installed as /etc/vz/conf/vps.premount and vps.postumount on every host."
+        );
     } else {
         println!(
             "Nothing is installed on the hosts yet: vzctl (the test double), vzfs-hook and vzfs-migrate are in PATH, \

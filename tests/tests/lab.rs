@@ -340,11 +340,24 @@ fn lab_up_signal_tears_down() {
         return;
     }
     let exe = env!("CARGO_BIN_EXE_vzfs-lab");
-    let help = std::process::Command::new(exe).args(["up", "--help"]).output().unwrap();
-    assert!(help.status.success() && String::from_utf8_lossy(&help.stdout).contains("usage: vzfs-lab up"));
-    let ver = std::process::Command::new(exe).arg("--version").output().unwrap();
+    let help = std::process::Command::new(exe)
+        .args(["up", "--help"])
+        .output()
+        .unwrap();
+    assert!(
+        help.status.success()
+            && String::from_utf8_lossy(&help.stdout).contains("usage: vzfs-lab up")
+    );
+    let ver = std::process::Command::new(exe)
+        .arg("--version")
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&ver.stdout).starts_with("vzfs-lab "));
-    for (sig, group) in [(libc::SIGINT, true), (libc::SIGTERM, false), (libc::SIGHUP, false)] {
+    for (sig, group) in [
+        (libc::SIGINT, true),
+        (libc::SIGTERM, false),
+        (libc::SIGHUP, false),
+    ] {
         let mut child = std::process::Command::new(exe)
             .arg("up")
             .stdin(std::process::Stdio::piped())
@@ -377,10 +390,15 @@ fn lab_up_signal_tears_down() {
                 break;
             }
         }
-        assert!(text.contains("Nothing is installed on the hosts yet"), "{text}");
+        assert!(
+            text.contains("Nothing is installed on the hosts yet"),
+            "{text}"
+        );
         assert!(text.contains("enter: nsenter -t "), "{text}");
         assert!(!tag.is_empty() && !dir.is_empty(), "{text}");
-        assert!(leftovers_of_dir(&tag, &dir).iter().any(|l| l.starts_with("netns")));
+        assert!(leftovers_of_dir(&tag, &dir)
+            .iter()
+            .any(|l| l.starts_with("netns")));
         // SAFETY: signals to the child (or its process group, like a terminal's Ctrl-C)
         unsafe {
             libc::kill(if group { -pid } else { pid }, sig);

@@ -49,7 +49,10 @@ fn hold_mounts_in_new_ns(h: &Host) -> Proc {
         if comm.trim() == "sleep" && ns.is_some() && ns.as_ref() != Some(&host_ns) {
             return p;
         }
-        assert!(Instant::now() < end, "unshare did not start sleep in a new namespace");
+        assert!(
+            Instant::now() < end,
+            "unshare did not start sleep in a new namespace"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -133,7 +136,9 @@ fn target_without_hook_is_refused_exit_14() {
         assert_eq!(out.exit_code(), 14, "{head:?}: {}", out.all());
         assert!(
             out.stderr.contains("vps.premount")
-                && out.stderr.contains("ln -s /usr/sbin/vzfs-hook /etc/vz/conf/vps.premount"),
+                && out
+                    .stderr
+                    .contains("ln -s /usr/sbin/vzfs-hook /etc/vz/conf/vps.premount"),
             "{head:?}: does not say how to install the hook: {}",
             out.all()
         );
@@ -148,7 +153,8 @@ fn target_without_hook_is_refused_exit_14() {
     let out = a.run(&migrate_argv(&[], &args)).unwrap();
     assert_eq!(out.exit_code(), 14, "{}", out.all());
     assert!(
-        out.stderr.contains("/etc/vz/conf/vps.premount is not vzfs-hook"),
+        out.stderr
+            .contains("/etc/vz/conf/vps.premount is not vzfs-hook"),
         "{}",
         out.all()
     );
@@ -214,18 +220,25 @@ fn handoff_target_undo_failing_keeps_source_off_the_lun() {
     let (args, src, dst) = setup(&lab, "d2", "running");
     let before = snapshot(a, false);
     let argv = migrate_argv(&[], &args);
-    let (code, err) = run_failpoints(
-        a,
-        &argv,
-        "before:start-dst=fail;undo:dst-device-mount=fail",
-    );
+    let (code, err) = run_failpoints(a, &argv, "before:start-dst=fail;undo:dst-device-mount=fail");
     assert_eq!(code, Some(23), "{err}");
-    assert!(err.contains("undo dst-device-mount (unmount the device on the target, confirm released): FAILED"), "{err}");
+    assert!(
+        err.contains(
+            "undo dst-device-mount (unmount the device on the target, confirm released): FAILED"
+        ),
+        "{err}"
+    );
     assert!(err.contains("undo stop-src (vzctl start on the source): skipped: it needs the undo of dst-device-mount"), "{err}");
-    assert!(err.contains("undo copy-config (remove the config and scripts from the target): skipped"), "{err}");
+    assert!(
+        err.contains("undo copy-config (remove the config and scripts from the target): skipped"),
+        "{err}"
+    );
     assert!(err.contains("the target b still holds"), "{err}");
     let lun = src.as_ref().unwrap();
-    assert!(!lun_mounted(a, lun), "the source mounted the LUN the target holds");
+    assert!(
+        !lun_mounted(a, lun),
+        "the source mounted the LUN the target holds"
+    );
     assert!(lun_mounted(b, lun));
     recover(a);
     assert_undone("recover", &lab, &before, src.as_ref(), dst.as_ref());
@@ -279,7 +292,13 @@ fn recover_after_kill_leaves_no_ssh() {
             == 0,
         "ssh control directory left"
     );
-    assert_undone("recover after kill", &lab, &before, src.as_ref(), dst.as_ref());
+    assert_undone(
+        "recover after kill",
+        &lab,
+        &before,
+        src.as_ref(),
+        dst.as_ref(),
+    );
     lab.teardown().unwrap();
 }
 
@@ -315,13 +334,18 @@ fn d2_ext4_without_mmp_refused_unless_accepted() {
     assert!(out.stderr.contains("warning:"), "{}", out.all());
     let conf = b.read_file("/etc/vz/conf/101.conf").unwrap();
     assert!(
-        conf.contains(&format!("VE_DEVICE=\"UUID={}\"", lun.uuid.as_deref().unwrap())),
+        conf.contains(&format!(
+            "VE_DEVICE=\"UUID={}\"",
+            lun.uuid.as_deref().unwrap()
+        )),
         "{conf}"
     );
     assert!(!conf.contains(&bdev), "{conf}");
     assert!(
-        out.stderr
-            .contains(&format!("VE_DEVICE=UUID={} (the filesystem UUID instead of the kernel name {bdev}", lun.uuid.as_deref().unwrap())),
+        out.stderr.contains(&format!(
+            "VE_DEVICE=UUID={} (the filesystem UUID instead of the kernel name {bdev}",
+            lun.uuid.as_deref().unwrap()
+        )),
         "{}",
         out.all()
     );
@@ -400,7 +424,11 @@ fn online_freeze_breakdown() {
             "undump+resume",
             "frozen total",
         ] {
-            assert!(out.stderr.contains(l), "{transfer}: missing {l:?}: {}", out.stderr);
+            assert!(
+                out.stderr.contains(l),
+                "{transfer}: missing {l:?}: {}",
+                out.stderr
+            );
         }
         let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         let f = &v["freeze"];
@@ -413,7 +441,10 @@ fn online_freeze_breakdown() {
             + part("undump_resume_seconds")
             + part("other_seconds");
         assert!(part("frozen_seconds") > 0.0, "{v}");
-        assert!((sum - part("frozen_seconds")).abs() < 1e-6, "parts do not add up: {v}");
+        assert!(
+            (sum - part("frozen_seconds")).abs() < 1e-6,
+            "parts do not add up: {v}"
+        );
     }
     lab.teardown().unwrap();
 }
@@ -430,27 +461,36 @@ fn suspended_container_moves_with_its_dump() {
     let (_, src, dst) = setup(&lab, "d2", "running");
     // no checkpointing on the source: --online refused (8), nothing changed
     let before = snapshot(a, false);
-    a.sh_ok(&format!("rm {}/cpt", vzfs_lab::lab::LAB_CPT_DIR)).unwrap();
+    a.sh_ok(&format!("rm {}/cpt", vzfs_lab::lab::LAB_CPT_DIR))
+        .unwrap();
     let out = migrate(a, &["--online", "b", CT]);
     assert_eq!(out.exit_code(), 8, "{}", out.all());
     assert!(out.stderr.contains("cannot checkpoint"), "{}", out.all());
     assert_undone("no cpt", &lab, &before, src.as_ref(), dst.as_ref());
-    a.sh_ok(&format!("touch {}/cpt", vzfs_lab::lab::LAB_CPT_DIR)).unwrap();
+    a.sh_ok(&format!("touch {}/cpt", vzfs_lab::lab::LAB_CPT_DIR))
+        .unwrap();
 
     a.vzctl(&["chkpnt", CT]).unwrap().ok().unwrap();
     assert_eq!(status(a), "CTID 101 exist unmounted down suspended");
     let dump = a.read_file("/vz/dump/Dump.101").unwrap();
     // no restore on the target: refused (14), nothing changed
-    b.sh_ok(&format!("rm {}/rst", vzfs_lab::lab::LAB_CPT_DIR)).unwrap();
+    b.sh_ok(&format!("rm {}/rst", vzfs_lab::lab::LAB_CPT_DIR))
+        .unwrap();
     let out = migrate(a, &["b", CT]);
     assert_eq!(out.exit_code(), 14, "{}", out.all());
     assert!(out.stderr.contains("cannot restore"), "{}", out.all());
     assert_eq!(status(a), "CTID 101 exist unmounted down suspended");
     target_clean("no rst", b);
-    b.sh_ok(&format!("touch {}/rst", vzfs_lab::lab::LAB_CPT_DIR)).unwrap();
+    b.sh_ok(&format!("touch {}/rst", vzfs_lab::lab::LAB_CPT_DIR))
+        .unwrap();
 
     let plan = migrate(a, &["--check-only", "b", CT]);
-    assert!(plan.stdout.contains("suspended (its dump moves with it)") && plan.stdout.contains("copy-dump"), "{}", plan.all());
+    assert!(
+        plan.stdout.contains("suspended (its dump moves with it)")
+            && plan.stdout.contains("copy-dump"),
+        "{}",
+        plan.all()
+    );
     let out = migrate(a, &["b", CT]);
     assert!(out.success(), "{}", out.all());
     assert_eq!(status(b), "CTID 101 exist unmounted down suspended");
@@ -459,7 +499,9 @@ fn suspended_container_moves_with_its_dump() {
     b.vzctl(&["restore", CT]).unwrap().ok().unwrap();
     assert_eq!(status(b), expected_status("running"));
     std::thread::sleep(Duration::from_millis(200));
-    let log = b.read_file("/vz/private/101/var/log/lab-workload.log").unwrap();
+    let log = b
+        .read_file("/vz/private/101/var/log/lab-workload.log")
+        .unwrap();
     let s = vzfs_lab::workload::check_log(&log).unwrap();
     assert_eq!(s.restores, 1, "{log}");
     b.vzctl(&["stop", CT]).unwrap().ok().unwrap();

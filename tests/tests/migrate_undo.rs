@@ -288,13 +288,25 @@ fn undo_failure_matrix(kind: &str, state: &str) -> usize {
     let (code, err) = run_failpoints(a, &argv, &fail_at);
     assert_eq!(code, Some(25), "{kind}/{state} baseline: {err}");
     let undone = undone_steps(&err);
-    assert!(undone.len() >= 2, "{kind}/{state}: too few undos to test: {err}");
-    assert_undone(&format!("{kind}/{state} baseline"), &lab, &before, src.as_ref(), dst.as_ref());
+    assert!(
+        undone.len() >= 2,
+        "{kind}/{state}: too few undos to test: {err}"
+    );
+    assert_undone(
+        &format!("{kind}/{state} baseline"),
+        &lab,
+        &before,
+        src.as_ref(),
+        dst.as_ref(),
+    );
     for s in &undone {
         let ctx = format!("{kind}/{state} undo of {s} fails");
         let (code, err) = run_failpoints(a, &argv, &format!("{fail_at};undo:{s}=fail"));
         assert_eq!(code, Some(23), "{ctx}: {err}");
-        assert!(err.contains(&format!("undo {s} (")) && err.contains("): FAILED: failpoint"), "{ctx}: {err}");
+        assert!(
+            err.contains(&format!("undo {s} (")) && err.contains("): FAILED: failpoint"),
+            "{ctx}: {err}"
+        );
         // every other owed undo ran or was skipped, none was forgotten
         for o in undone.iter().filter(|o| *o != s) {
             assert!(
@@ -308,9 +320,18 @@ fn undo_failure_matrix(kind: &str, state: &str) -> usize {
             "{ctx}: {err}"
         );
         if s.contains("src") {
-            assert!(err.contains("the target b holds nothing of this run"), "{ctx}: {err}");
-            assert!(!b.path("/etc/vz/conf/101.conf").exists(), "{ctx}: target config left");
-            assert!(!b.path("/vz/private/101").exists(), "{ctx}: target area left");
+            assert!(
+                err.contains("the target b holds nothing of this run"),
+                "{ctx}: {err}"
+            );
+            assert!(
+                !b.path("/etc/vz/conf/101.conf").exists(),
+                "{ctx}: target config left"
+            );
+            assert!(
+                !b.path("/vz/private/101").exists(),
+                "{ctx}: target area left"
+            );
         }
         recover(a);
         assert_undone(&ctx, &lab, &before, src.as_ref(), dst.as_ref());

@@ -220,9 +220,15 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
             // (and the hook refuses to hand it over then): refuse now,
             // before anything changed
             let dev = vzfs::mountinfo::DevNum::parse(&d.dev).ok_or_else(|| {
-                Error::check(Kind::System, format!("source device {}", d.node.display()), format!("bad device number {:?}", d.dev))
+                Error::check(
+                    Kind::System,
+                    format!("source device {}", d.node.display()),
+                    format!("bad device number {:?}", d.dev),
+                )
             })?;
-            let own: Vec<PathBuf> = std::iter::once(fs.private.clone()).chain(fs.root.clone()).collect();
+            let own: Vec<PathBuf> = std::iter::once(fs.private.clone())
+                .chain(fs.root.clone())
+                .collect();
             let foreign = hostops::foreign_mounts(dev, &own)?;
             if !foreign.is_empty() {
                 return Err(Error::check(
@@ -743,7 +749,9 @@ fn undo_all(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) 
         }
         let name = step.name();
         if st.noop.contains(&i) {
-            say(&format!("undo {name}: nothing to undo (the step found nothing to do)"));
+            say(&format!(
+                "undo {name}: nothing to undo (the step found nothing to do)"
+            ));
             continue;
         }
         let desc = step.undo_describe(keep);
@@ -753,7 +761,9 @@ fn undo_all(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) 
             .find(|(s, _)| step.undo_needs(handoff).contains(s))
             .cloned()
         {
-            say(&format!("undo {name} ({desc}): skipped: it needs the undo of {cause}, which failed"));
+            say(&format!(
+                "undo {name} ({desc}): skipped: it needs the undo of {cause}, which failed"
+            ));
             sum.undo.push(UndoReport {
                 name: name.clone(),
                 ok: false,
@@ -783,7 +793,11 @@ fn undo_all(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) 
                     ok: false,
                     error: Some(e.chain()),
                 });
-                left.push(format!("{name} on the {} ({desc}; FAILED: {})", side.name(), e.chain()));
+                left.push(format!(
+                    "{name} on the {} ({desc}; FAILED: {})",
+                    side.name(),
+                    e.chain()
+                ));
                 blocked.push((side, name));
             }
         }
@@ -1156,7 +1170,10 @@ pub fn print_times(sum: &Summary) {
             f.dump_transfer_seconds
         );
         eprintln!("  {:<20} {:>9.3}s", "second rsync", f.second_rsync_seconds);
-        eprintln!("  {:<20} {:>9.3}s", "undump+resume", f.undump_resume_seconds);
+        eprintln!(
+            "  {:<20} {:>9.3}s",
+            "undump+resume", f.undump_resume_seconds
+        );
         eprintln!("  {:<20} {:>9.3}s", "other", f.other_seconds);
         eprintln!("  {:<20} {:>9.3}s", "frozen total", f.frozen_seconds);
     }

@@ -132,7 +132,13 @@ pub fn hook_script(script: &Path) -> std::result::Result<Option<HookScript>, Str
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .output()
-        .map_err(|e| format!("{} -> {}: cannot run --version: {e}", script.display(), bin.display()))?;
+        .map_err(|e| {
+            format!(
+                "{} -> {}: cannot run --version: {e}",
+                script.display(),
+                bin.display()
+            )
+        })?;
     let text = String::from_utf8_lossy(&out.stdout);
     match text.trim().strip_prefix("vzfs-hook ") {
         Some(v) if out.status.success() => Ok(Some(HookScript {
@@ -1134,7 +1140,13 @@ mod tests {
             Path::new("/nonexistent-cpt"),
         )
         .unwrap();
-        assert_eq!(f.cpt, CptFacts { cpt: false, rst: false });
+        assert_eq!(
+            f.cpt,
+            CptFacts {
+                cpt: false,
+                rst: false
+            }
+        );
         assert!(!f.conf_exists);
         assert_eq!(f.private, d.join("private/101"));
         assert_eq!(f.private_state, PathState::Absent);
@@ -1152,7 +1164,13 @@ mod tests {
             &d,
         )
         .unwrap();
-        assert_eq!(f.cpt, CptFacts { cpt: false, rst: true });
+        assert_eq!(
+            f.cpt,
+            CptFacts {
+                cpt: false,
+                rst: true
+            }
+        );
         assert_eq!(f.private, PathBuf::from("/srv/ct/101"));
         assert!(!f.vzctl_found);
         assert!(f.device.is_none());

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use vzfs::config::{VzConfig, VzEtc};
 use vzfs::device::{self, DeviceSpec, Probe};
-use vzfs::hook::{self, CtFs, DeviceCfg, Outcome};
 use vzfs::holders;
+use vzfs::hook::{self, CtFs, DeviceCfg, Outcome};
 use vzfs::mountinfo::{DevNum, MountTable};
 use vzfs::sys::{RealSys, Sys};
 

@@ -916,7 +916,10 @@ mod tests {
         let p = build(&i).unwrap();
         assert!(p.suspended);
         assert_eq!(names(&p), ["copy-config", "copy-dump", "finish-src"]);
-        assert!(p.display(false).to_string().contains("suspended (its dump moves with it)"));
+        assert!(p
+            .display(false)
+            .to_string()
+            .contains("suspended (its dump moves with it)"));
         // only a stopped container is suspended
         let mut r = inp(CtState::Running);
         r.suspended = true;

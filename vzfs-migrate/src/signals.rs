@@ -87,4 +87,3 @@ impl Drop for ChildGuard {
         CHILD.store(0, Ordering::SeqCst);
     }
 }
-

@@ -205,7 +205,9 @@ pub fn control_base() -> PathBuf {
 
 fn pid_alive(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks the pid.
-    pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+    pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
 }
 
 /// Close the ssh master connections a killed run for container `tag` left
@@ -226,7 +228,10 @@ pub fn reap_stale_masters(tag: &str) -> Vec<String> {
         let dir = e.path();
         let owner = std::fs::read_to_string(dir.join("owner")).unwrap_or_default();
         let mut lines = owner.lines();
-        let pid: i32 = lines.next().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
+        let pid: i32 = lines
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(0);
         let dest = lines.next().unwrap_or("").trim().to_string();
         if pid_alive(pid) {
             continue;

@@ -203,7 +203,8 @@ fn parse_opts() -> Result<Opts, String> {
             _ => return Err(format!("unknown argument {a:?}")),
         }
     }
-    if o.pairs < 2 || o.mmp_pairs < 2 || o.disk_pairs < 2 || o.migrate_runs < 2 || o.online_runs < 2 {
+    if o.pairs < 2 || o.mmp_pairs < 2 || o.disk_pairs < 2 || o.migrate_runs < 2 || o.online_runs < 2
+    {
         return Err(
             "--pairs, --disk-pairs, --mmp-pairs, --migrate-runs and --online-runs must be at least 2".into(),
         );
@@ -1930,8 +1931,13 @@ fn online_freeze(
         return Err(format!("{}: {}", argv.join(" "), out.all()));
     }
     host_ok(from, &format!("rm -f /etc/vz/conf/{ct}.conf.migrated"))?;
-    let v: serde_json::Value = serde_json::from_str(&out.stdout)
-        .map_err(|e| format!("{}: bad --json output ({e}): {}", argv.join(" "), out.stdout))?;
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).map_err(|e| {
+        format!(
+            "{}: bad --json output ({e}): {}",
+            argv.join(" "),
+            out.stdout
+        )
+    })?;
     let f = v["freeze"].clone();
     if f.is_null() {
         return Err(format!("{}: no freeze in {v}", argv.join(" ")));
@@ -2009,7 +2015,13 @@ fn section_migrate_online(_: &mut Lab, o: &Opts) -> Res<Report> {
         "frozen time (one migration)", "median ms", "p90 ms", "min ms"
     );
     for (n, s) in names.iter().zip(&frozen) {
-        println!("  {:<46} {:>10.1} {:>10.1} {:>10.1}", n, s.median(), s.pct(90.0), s.min());
+        println!(
+            "  {:<46} {:>10.1} {:>10.1} {:>10.1}",
+            n,
+            s.median(),
+            s.pct(90.0),
+            s.min()
+        );
     }
     println!("  breakdown, medians in ms (suspend+dump / dump transfer / second rsync / undump+resume / other):");
     for (n, ps) in names.iter().zip(&parts) {

@@ -233,7 +233,10 @@ mod tests {
             "# comment\n\nVE_DEVICE='/dev/sdb1'\nVE_PRIVATE=\"/vz/private/$VEID\"\nODD  =  spacing\nX=1\nNEW=\"v\"\n"
         );
         // vzctl requotes the keys it manages even when unchanged
-        let out = rewrite(b"VE_LAYOUT=simfs\nOTHER=x\n", &[("HOSTNAME".into(), "h".into())]);
+        let out = rewrite(
+            b"VE_LAYOUT=simfs\nOTHER=x\n",
+            &[("HOSTNAME".into(), "h".into())],
+        );
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "VE_LAYOUT=\"simfs\"\nOTHER=x\nHOSTNAME=\"h\"\n"
