@@ -25,12 +25,18 @@ impl Drop for Proc {
 /// `sleep` in a new mount namespace of host `h` that holds a private copy
 /// of every mount of `h` (so the container's device too).
 fn hold_mounts_in_new_ns(h: &Host) -> Proc {
+    sleep_in_new_ns(h, "private")
+}
+
+/// `sleep` in a new mount namespace of `h` whose copies of `h`'s mounts
+/// have propagation `propagation` (`private`, `slave`).
+fn sleep_in_new_ns(h: &Host, propagation: &str) -> Proc {
     let child = h
         .command(&[
             "unshare",
             "--mount",
             "--propagation",
-            "private",
+            propagation,
             "sleep",
             "600",
         ])
@@ -118,6 +124,37 @@ fn mount_held_in_another_namespace_is_refused_up_front() {
     let out = a.run(&argv).unwrap();
     assert!(out.success(), "{}", out.all());
     assert_eq!(status(lab.host("b")), expected_status("mounted"));
+    lab.teardown().unwrap();
+}
+
+/// A copy of the mount in another namespace that is a slave of the
+/// container's own mount goes away with the unmount (propagation): not a
+/// reason to refuse, and nothing of the LUN is left in that namespace.
+#[test]
+fn slave_copy_of_the_mount_does_not_block() {
+    let Some(lab) = lab("slave_copy_of_the_mount_does_not_block") else {
+        return;
+    };
+    let a = lab.host("a");
+    let (args, src, _) = setup(&lab, "d2", "stopped");
+    a.sh_ok("mount --make-shared /vz").unwrap();
+    set_state(a, "mounted");
+    let slave = sleep_in_new_ns(a, "slave");
+    let pid = slave.0.id();
+    let lun = src.as_ref().unwrap();
+    let dev = lun.dev_num("a").unwrap().to_string();
+    let held = |p: u32| {
+        std::fs::read_to_string(format!("/proc/{p}/mountinfo"))
+            .unwrap()
+            .lines()
+            .any(|l| l.split(' ').nth(2) == Some(dev.as_str()))
+    };
+    assert!(held(pid), "the slave namespace has no copy of the mount");
+    let out = a.run(&migrate_argv(&[], &args)).unwrap();
+    assert!(out.success(), "{}", out.all());
+    assert!(!held(pid), "the copy in the slave namespace outlived the unmount");
+    assert_eq!(status(lab.host("b")), expected_status("mounted"));
+    drop(slave);
     lab.teardown().unwrap();
 }
 

@@ -88,7 +88,9 @@ pub fn describe_holders(dev: DevNum) -> Option<String> {
 /// path in this mount namespace, or held in another mount namespace, which
 /// would make the unmount leave it alive). The mount namespaces of the
 /// container's own processes (their root is on the filesystem) are its
-/// own. Each entry names the path, or the pid, command and namespace.
+/// own, and a copy that is a peer or a slave of the container's own mount
+/// goes away with its unmount (propagation). Each entry names the path, or
+/// the pid, command and namespace.
 pub fn foreign_mounts(dev: DevNum, own: &[PathBuf]) -> Result<Vec<String>> {
     let own: Vec<PathBuf> = own
         .iter()
@@ -96,15 +98,31 @@ pub fn foreign_mounts(dev: DevNum, own: &[PathBuf]) -> Result<Vec<String>> {
         .collect();
     let mut out = Vec::new();
     let t = mount_table()?;
+    // peer groups of the container's own mounts: a copy in another mount
+    // namespace that is a peer (`shared:N`) or a slave (`master:N`) of one
+    // of them is unmounted with it (propagation), so it holds nothing
+    let groups: Vec<String> = t
+        .by_dev(dev)
+        .filter(|e| own.contains(&e.mount_point))
+        .flat_map(|e| e.optional.iter())
+        .filter_map(|o| o.strip_prefix("shared:").map(str::to_string))
+        .collect();
+    let propagated = |e: &vzfs::mountinfo::MountEntry| {
+        e.optional.iter().any(|o| {
+            o.strip_prefix("shared:")
+                .or_else(|| o.strip_prefix("master:"))
+                .is_some_and(|g| groups.iter().any(|x| x == g))
+        })
+    };
     for e in t.by_dev(dev) {
-        if !own.contains(&e.mount_point) {
+        if !own.contains(&e.mount_point) && !propagated(e) {
             out.push(format!(
                 "mounted at {} in this mount namespace",
                 e.mount_point.display()
             ));
         }
     }
-    for ns in holders::namespaces_holding(dev, false) {
+    for mut ns in holders::namespaces_holding(dev, false) {
         let root_on_fs = std::fs::metadata(format!("/proc/{}/root", ns.pid))
             .map(|m| {
                 use std::os::unix::fs::MetadataExt;
@@ -112,6 +130,19 @@ pub fn foreign_mounts(dev: DevNum, own: &[PathBuf]) -> Result<Vec<String>> {
             })
             .unwrap_or(false);
         if root_on_fs {
+            continue;
+        }
+        let path = PathBuf::from(format!("/proc/{}/mountinfo", ns.pid));
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            if let Ok(other) = MountTable::parse(&path, &text) {
+                ns.mount_points = other
+                    .by_dev(dev)
+                    .filter(|e| !propagated(e))
+                    .map(|e| e.mount_point.clone())
+                    .collect();
+            }
+        }
+        if ns.mount_points.is_empty() {
             continue;
         }
         out.push(holders::describe_namespaces(std::slice::from_ref(&ns)));
