@@ -105,8 +105,10 @@ fn freeze_breakdown(sum: &Summary, frozen: f64, dump_bytes: Option<u64>) -> Free
     f
 }
 
+/// One line on stderr. A write error (the terminal went away: SIGHUP) is
+/// ignored, never a panic in the middle of an undo.
 fn say(msg: &str) {
-    eprintln!("vzfs-migrate: {msg}");
+    transport::say(msg);
 }
 
 /// Where the journal lives for this container.

@@ -32,10 +32,17 @@ pub fn verbose() -> u8 {
     VERBOSE.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// A line `vzfs-migrate: MSG` on stderr; a write error (the terminal
+/// went away) is ignored rather than a panic mid-migration.
+pub fn say(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "vzfs-migrate: {msg}");
+}
+
 /// Log a line on stderr with `-v`.
 pub fn log(msg: &str) {
     if verbose() >= 1 {
-        eprintln!("vzfs-migrate: {msg}");
+        say(msg);
     }
 }
 
