@@ -1106,14 +1106,14 @@ pub fn parse_size(v: &str) -> Option<u64> {
     num.parse::<u64>().ok()?.checked_mul(mult)
 }
 
-/// Write the dump: `header`, then the memory image up to `size` bytes in
-/// all (not zeros, so that rsync's `--sparse` cannot skip it), then fsync
-/// and rename into place, as a real dump is complete on disk when chkpnt
-/// returns.
+/// Write the dump as vzctl does (the file opened with `O_TRUNC`, written,
+/// closed; no fsync: the data reaches the disk with the page cache, or when
+/// its filesystem is unmounted): `header`, then the memory image up to
+/// `size` bytes in all (not zeros, so that rsync's `--sparse` cannot skip
+/// it).
 fn write_dump(path: &Path, header: &[u8], size: u64) -> std::io::Result<()> {
     use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
+    let mut f = std::fs::File::create(path)?;
     f.write_all(header)?;
     let mut left = size.saturating_sub(header.len() as u64);
     let mut block = vec![0u8; 1 << 20];
@@ -1129,9 +1129,7 @@ fn write_dump(path: &Path, header: &[u8], size: u64) -> std::io::Result<()> {
         f.write_all(&block[..n])?;
         left -= n as u64;
     }
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    Ok(())
 }
 
 /// Read a dump: the whole file (as restore reads the memory image), the
