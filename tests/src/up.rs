@@ -80,6 +80,14 @@ pub fn up(args: &[String]) -> i32 {
     let (lab, lun) = match r {
         Ok(x) => x,
         Err(e) => {
+            if let Some(s) = signal_received() {
+                // a terminal's Ctrl-C reaches the build's commands too
+                eprintln!(
+                    "vzfs-lab up: interrupted by signal {s} while building the lab ({}); what was built is removed",
+                    error_chain(&e)
+                );
+                return 128 + s;
+            }
             eprintln!("error: {}", error_chain(&e));
             return 2;
         }

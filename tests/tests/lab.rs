@@ -411,4 +411,32 @@ fn lab_up_signal_tears_down() {
         let left = leftovers_of_dir(&tag, &dir);
         assert!(left.is_empty(), "signal {sig}: {left:#?}");
     }
+    // Ctrl-C while the lab is being built: its commands die too, the build
+    // fails, and what was built is removed (lab `vzl<pid>x0` of that process)
+    for delay_ms in [100, 300] {
+        let child = std::process::Command::new(exe)
+            .arg("up")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        // SAFETY: SIGINT to the child's process group, as a terminal sends it
+        unsafe {
+            libc::kill(-pid, libc::SIGINT);
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            matches!(out.status.code(), Some(0) | Some(130)),
+            "Ctrl-C after {delay_ms} ms: {:?}: {err}",
+            out.status
+        );
+        let tag = format!("vzl{pid}x0");
+        let left = leftovers_of_dir(&tag, &format!("/tmp/vzfs-lab.{tag}"));
+        assert!(left.is_empty(), "Ctrl-C after {delay_ms} ms: {left:#?}");
+    }
 }

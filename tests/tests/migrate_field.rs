@@ -152,7 +152,10 @@ fn slave_copy_of_the_mount_does_not_block() {
     assert!(held(pid), "the slave namespace has no copy of the mount");
     let out = a.run(&migrate_argv(&[], &args)).unwrap();
     assert!(out.success(), "{}", out.all());
-    assert!(!held(pid), "the copy in the slave namespace outlived the unmount");
+    assert!(
+        !held(pid),
+        "the copy in the slave namespace outlived the unmount"
+    );
     assert_eq!(status(lab.host("b")), expected_status("mounted"));
     drop(slave);
     lab.teardown().unwrap();
