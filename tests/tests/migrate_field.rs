@@ -199,10 +199,17 @@ fn target_without_hook_is_refused_exit_14() {
         out.all()
     );
     assert_undone("other premount", &lab, &before, src.as_ref(), dst.as_ref());
-    // installed: it goes through
-    b.install_hook().unwrap();
+    // installed (premount as a copy of the binary, postumount a symlink):
+    // it goes through, and the target runs the container on its device
+    b.sh_ok(
+        "cp /usr/local/sbin/vzfs-hook /etc/vz/conf/vps.premount && \
+         ln -sfn /usr/local/sbin/vzfs-hook /etc/vz/conf/vps.postumount",
+    )
+    .unwrap();
     let out = a.run(&migrate_argv(&[], &args)).unwrap();
     assert!(out.success(), "{}", out.all());
+    assert_eq!(status(b), expected_status("running"));
+    assert!(lun_mounted(b, src.as_ref().unwrap()));
     lab.teardown().unwrap();
 }
 

@@ -118,16 +118,37 @@ pub struct HookFacts {
     pub other: Vec<String>,
 }
 
-/// Is `script` vzfs-hook? `Ok(None)`: no (another program), `Err`: it is
-/// named vzfs-hook but does not answer `--version`.
+/// Text that only the vzfs-hook binary holds (its `--help` summary): a copy
+/// of the binary installed under the script's own name is recognised by
+/// it, without running an admin's script to find out.
+const HOOK_MARKER: &[u8] = b"Mount an OpenVZ container's own device (VE_DEVICE) on VE_PRIVATE";
+
+/// Is the file `bin` a copy of the vzfs-hook binary (ELF holding its marker)?
+fn is_hook_copy(bin: &Path) -> bool {
+    let Ok(data) = std::fs::read(bin) else {
+        return false;
+    };
+    data.starts_with(b"\x7fELF") && data.windows(HOOK_MARKER.len()).any(|w| w == HOOK_MARKER)
+}
+
+/// Is `script` vzfs-hook (a symlink to the binary, the binary, or a copy of
+/// it under the script's name)? `Ok(None)`: no (another program), `Err`: it
+/// looks like vzfs-hook but does not answer `--version`. Only vzfs-hook is
+/// ever run (with `--version`, started under the name `vzfs-hook` so that it
+/// does not act as a premount/postumount).
 pub fn hook_script(script: &Path) -> std::result::Result<Option<HookScript>, String> {
+    use std::os::unix::process::CommandExt;
     let Ok(bin) = std::fs::canonicalize(script) else {
         return Ok(None);
     };
-    if bin.file_name().and_then(|n| n.to_str()) != Some("vzfs-hook") || !bin.is_file() {
+    if !bin.is_file() {
+        return Ok(None);
+    }
+    if bin.file_name().and_then(|n| n.to_str()) != Some("vzfs-hook") && !is_hook_copy(&bin) {
         return Ok(None);
     }
     let out = std::process::Command::new(&bin)
+        .arg0("vzfs-hook")
         .arg("--version")
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
