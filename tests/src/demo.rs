@@ -183,10 +183,15 @@ impl Demo {
     }
 
     /// `vzctl status CT` on `host`, shown.
+    /// The status line of `vzctl status` (vzctl 4.11.1 may print a
+    /// `stat(VE_ROOT)` warning before it; the demo shows stderr merged).
     pub fn status(&self, host: &str) -> Result<String> {
         Ok(self
             .run(host, &format!("vzctl status {CT}"))?
             .stdout
+            .lines()
+            .find(|l| l.starts_with("CTID "))
+            .unwrap_or("")
             .trim()
             .to_string())
     }

@@ -57,6 +57,13 @@ pub const VZQUOTA_DOUBLE: &str = "vzquota-double";
 pub const VZQUOTA_NAMES: &[&str] = &["vzquota", "vzdqdump", "vzdqload"];
 
 /// PATH of commands run inside a host (root's usual PATH).
+/// The lab's stand-in for the OpenVZ kernel's checkpoint interfaces
+/// (`/proc/cpt`, `/proc/rst`), which a lab host cannot have: each host has
+/// `cpt` and `rst` there (remove one to make a host without checkpoint
+/// support), and [`Host::command`] sets `VZFS_CPT_DIR` to it for
+/// vzfs-migrate.
+pub const LAB_CPT_DIR: &str = "/run/vzfs-lab/kernel";
+
 pub const HOST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Name of the OS template every host has in `/vz/template/cache/<name>.tar.gz`.
@@ -368,6 +375,7 @@ impl Host {
             .env("USER", "root")
             .env("LOGNAME", "root")
             .env("LC_ALL", "C")
+            .env("VZFS_CPT_DIR", LAB_CPT_DIR)
             .current_dir("/");
         if let Some(v) = std::env::var_os("RUST_BACKTRACE") {
             c.env("RUST_BACKTRACE", v);
@@ -885,6 +893,8 @@ mount -t tmpfs -o mode=0755 lab-vz /vz
 mkdir -p /vz/private /vz/root /vz/dump /vz/lock /vz/log /vz/template/cache
 mount -t tmpfs -o mode=0755 lab-run /run
 mkdir -m 0755 /run/sshd /run/lock
+mkdir -p {kernel}
+touch {kernel}/cpt {kernel}/rst
 mount -t tmpfs -o mode=1777 lab-var-tmp /var/tmp
 mount -t tmpfs -o mode=0755 lab-bin /usr/local/sbin
 {links}mount --bind {hosts} /etc/hosts
@@ -909,6 +919,7 @@ mount -t tmpfs -o mode=1777 lab-shm /dev/shm
             name = shq(name),
             hosts = shq(&self.dir.join("hosts.txt").display().to_string()),
             sshcfg = shq(&ssh_dir.join("ssh_config").display().to_string()),
+            kernel = LAB_CPT_DIR,
         )
     }
 

@@ -12,6 +12,8 @@
 //! * [`mountinfo`]: the product's mountinfo parser (`vzfs::mountinfo`) and
 //!   the lookups the lab and the double use.
 //! * [`preflight`]: can this machine run a lab; the `VZFS_SKIP_ROOT_TESTS=1` opt-out.
+//! * [`up`]: `vzfs-lab up`, a lab kept for exploring by hand (torn down on
+//!   Enter or a signal).
 //!
 //! # Using the lab in a test
 //! ```no_run
@@ -37,6 +39,7 @@ pub mod error;
 pub mod lab;
 pub mod mountinfo;
 pub mod preflight;
+pub mod up;
 pub mod vzctl;
 pub mod workload;
 

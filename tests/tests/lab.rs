@@ -301,3 +301,142 @@ fn two_labs_at_once() {
     l2.teardown().unwrap();
     l1.teardown().unwrap();
 }
+
+/// Everything of the lab whose files are in `dir` (loop devices over its
+/// images, its network namespaces `tag-*`, processes started from it).
+fn leftovers_of_dir(tag: &str, dir: &str) -> Vec<String> {
+    let mut v = Vec::new();
+    let lo = cmd::machine_ok(&["losetup", "-a"]).unwrap().stdout;
+    for l in lo.lines().filter(|l| l.contains(dir)) {
+        v.push(format!("loop device left: {l}"));
+    }
+    let ns = cmd::machine_ok(&["ip", "netns", "list"]).unwrap().stdout;
+    for l in ns.lines().filter(|l| l.starts_with(&format!("{tag}-"))) {
+        v.push(format!("netns left: {l}"));
+    }
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cl = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cl = String::from_utf8_lossy(&cl).replace('\0', " ");
+        if cl.contains(dir) || cl.contains(&format!("{tag}-")) {
+            v.push(format!("process left: {pid} {cl}"));
+        }
+    }
+    if Path::new(dir).exists() {
+        v.push(format!("lab directory left: {dir}"));
+    }
+    v
+}
+
+/// `vzfs-lab up` ended by Ctrl-C (SIGINT to its process group, as a
+/// terminal sends it), SIGTERM or SIGHUP tears the lab down as Enter does.
+#[test]
+fn lab_up_signal_tears_down() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
+    if !vzfs_lab::preflight::require_lab("lab_up_signal_tears_down") {
+        return;
+    }
+    let exe = env!("CARGO_BIN_EXE_vzfs-lab");
+    let help = std::process::Command::new(exe)
+        .args(["up", "--help"])
+        .output()
+        .unwrap();
+    assert!(
+        help.status.success()
+            && String::from_utf8_lossy(&help.stdout).contains("usage: vzfs-lab up")
+    );
+    let ver = std::process::Command::new(exe)
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&ver.stdout).starts_with("vzfs-lab "));
+    for (sig, group) in [
+        (libc::SIGINT, true),
+        (libc::SIGTERM, false),
+        (libc::SIGHUP, false),
+    ] {
+        let mut child = std::process::Command::new(exe)
+            .arg("up")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut text = String::new();
+        let (mut tag, mut dir) = (String::new(), String::new());
+        loop {
+            let mut l = String::new();
+            if out.read_line(&mut l).unwrap() == 0 {
+                panic!("vzfs-lab up ended early: {text}");
+            }
+            text.push_str(&l);
+            if let Some(rest) = l.strip_prefix("lab ") {
+                tag = rest.split_whitespace().next().unwrap().to_string();
+                dir = rest
+                    .split("files in ")
+                    .nth(1)
+                    .unwrap()
+                    .trim_end()
+                    .trim_end_matches(')')
+                    .to_string();
+            }
+            if l.contains("press Enter") {
+                break;
+            }
+        }
+        assert!(
+            text.contains("Nothing is installed on the hosts yet"),
+            "{text}"
+        );
+        assert!(text.contains("enter: nsenter -t "), "{text}");
+        assert!(!tag.is_empty() && !dir.is_empty(), "{text}");
+        assert!(leftovers_of_dir(&tag, &dir)
+            .iter()
+            .any(|l| l.starts_with("netns")));
+        // SAFETY: signals to the child (or its process group, like a terminal's Ctrl-C)
+        unsafe {
+            libc::kill(if group { -pid } else { pid }, sig);
+        }
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        let st = child.wait().unwrap();
+        assert_eq!(st.code(), Some(0), "signal {sig}: {text}{rest}");
+        assert!(rest.contains("lab removed"), "signal {sig}: {rest}");
+        let left = leftovers_of_dir(&tag, &dir);
+        assert!(left.is_empty(), "signal {sig}: {left:#?}");
+    }
+    // Ctrl-C while the lab is being built: its commands die too, the build
+    // fails, and what was built is removed (lab `vzl<pid>x0` of that process)
+    for delay_ms in [100, 300] {
+        let child = std::process::Command::new(exe)
+            .arg("up")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        // SAFETY: SIGINT to the child's process group, as a terminal sends it
+        unsafe {
+            libc::kill(-pid, libc::SIGINT);
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            matches!(out.status.code(), Some(0) | Some(130)),
+            "Ctrl-C after {delay_ms} ms: {:?}: {err}",
+            out.status
+        );
+        let tag = format!("vzl{pid}x0");
+        let left = leftovers_of_dir(&tag, &format!("/tmp/vzfs-lab.{tag}"));
+        assert!(left.is_empty(), "Ctrl-C after {delay_ms} ms: {left:#?}");
+    }
+}

@@ -257,3 +257,104 @@ fn migrate_refusals() {
     assert_undone("refusals", &lab, &before, src.as_ref(), dst.as_ref());
     lab.teardown().unwrap();
 }
+
+/// The steps whose undo ran (and succeeded) in `err`, in order.
+fn undone_steps(err: &str) -> Vec<String> {
+    err.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("vzfs-migrate: undo ")?;
+            l.ends_with("): ok")
+                .then(|| rest.split_whitespace().next().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// An undo that fails in the middle of the undo: for each step whose undo
+/// runs when the step that starts the container on the target fails, make
+/// that undo fail in turn. The undo goes on: the failed step is reported,
+/// the undos that need it are skipped, the others run (a failed source
+/// undo leaves the target clean); exit 23 names what is left and
+/// `--recover`, which then finishes the undo completely.
+fn undo_failure_matrix(kind: &str, state: &str) -> usize {
+    let name = format!("migrate_undo_fails_{kind}_{state}");
+    let Some(lab) = lab(&name) else { return 0 };
+    let (a, b) = (lab.host("a"), lab.host("b"));
+    let (args, src, dst) = setup(&lab, kind, state);
+    let steps = plan_steps(a, &args);
+    let last = steps.last().unwrap().clone();
+    let before = snapshot(a, src.is_some() && state == "stopped");
+    let argv = migrate_argv(&[], &args);
+    let fail_at = format!("before:{last}=fail");
+    let (code, err) = run_failpoints(a, &argv, &fail_at);
+    assert_eq!(code, Some(25), "{kind}/{state} baseline: {err}");
+    let undone = undone_steps(&err);
+    assert!(
+        undone.len() >= 2,
+        "{kind}/{state}: too few undos to test: {err}"
+    );
+    assert_undone(
+        &format!("{kind}/{state} baseline"),
+        &lab,
+        &before,
+        src.as_ref(),
+        dst.as_ref(),
+    );
+    for s in &undone {
+        let ctx = format!("{kind}/{state} undo of {s} fails");
+        let (code, err) = run_failpoints(a, &argv, &format!("{fail_at};undo:{s}=fail"));
+        assert_eq!(code, Some(23), "{ctx}: {err}");
+        assert!(
+            err.contains(&format!("undo {s} (")) && err.contains("): FAILED: failpoint"),
+            "{ctx}: {err}"
+        );
+        // every other owed undo ran or was skipped, none was forgotten
+        for o in undone.iter().filter(|o| *o != s) {
+            assert!(
+                err.contains(&format!("undo {o} (")),
+                "{ctx}: the undo of {o} was neither run nor reported skipped: {err}"
+            );
+        }
+        assert!(
+            err.contains(&format!("left undone: {s} on the "))
+                && err.contains("vzfs-migrate --recover 101"),
+            "{ctx}: {err}"
+        );
+        if s.contains("src") {
+            assert!(
+                err.contains("the target b holds nothing of this run"),
+                "{ctx}: {err}"
+            );
+            assert!(
+                !b.path("/etc/vz/conf/101.conf").exists(),
+                "{ctx}: target config left"
+            );
+            assert!(
+                !b.path("/vz/private/101").exists(),
+                "{ctx}: target area left"
+            );
+        }
+        recover(a);
+        assert_undone(&ctx, &lab, &before, src.as_ref(), dst.as_ref());
+    }
+    lab.teardown().unwrap();
+    undone.len()
+}
+
+macro_rules! undo_failure_tests {
+    ($($name:ident: $kind:expr, $state:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            let n = undo_failure_matrix($kind, $state);
+            eprintln!("undo failure matrix {} {}: {n} undos failed in turn", $kind, $state);
+        }
+    )*};
+}
+
+undo_failure_tests! {
+    migrate_undo_fails_a_running: "a", "running";
+    migrate_undo_fails_b_running: "b", "running";
+    migrate_undo_fails_c_running: "c", "running";
+    migrate_undo_fails_d1_mounted: "d1", "mounted";
+    migrate_undo_fails_d2_running: "d2", "running";
+    migrate_undo_fails_d2_mounted: "d2", "mounted";
+}

@@ -16,9 +16,9 @@ use clap::{ArgAction, Parser};
     after_help = "Scenarios: a shared->shared; b shared->insulated (--dst-device); \
 c insulated->shared (--dst-shared); d1 insulated->insulated (--dst-device with another filesystem); \
 d2 insulated->insulated on the same SAN device (default for an insulated container).\n\
-Exit codes: 1 usage, 2 CT stopped (--online), 4 cannot connect, 6 copy failed, \
+Exit codes: 1 usage, 2 CT stopped (--online) or a config file error (as vzfs-hook's 2), 4 cannot connect, 6 copy failed, \
 7 start on target failed, 8 stop on source failed, 9 CT exists on target, 10 no such CT, \
-12 IP address in use on target, 13 disk quota (vzdqdump/vzdqload) failed, 14 target lacks vzctl or the same vzfs-migrate, 15 apply config, 16 ploop unsupported, \
+12 IP address in use on target, 13 disk quota (vzdqdump/vzdqload) failed, 14 target lacks vzctl, the same vzfs-migrate or vzfs-hook as its premount/postumount scripts, 15 apply config, 16 ploop unsupported, \
 19 cannot read remote config, 20 locked or unfinished journal (--recover), 21 device check, \
 22 device mount/umount, 23 undo incomplete (--recover), 24 interrupted, 25 system error.\n\
 Failpoints for tests: VZFS_FAILPOINTS=\"before:STEP=fail;after:STEP=crash;undo:STEP=fail;after:STEP=sleep(MS)\"."
@@ -77,6 +77,13 @@ pub struct Cli {
     #[arg(long = "dst-shared")]
     pub dst_shared: bool,
 
+    /// d2 on ext2/3/4 without multi-mount protection: hand the LUN over
+    /// anyway (by default refused: nothing but MMP stops a second node from
+    /// mounting it; enable it with `tune2fs -O mmp` on the unmounted
+    /// filesystem).
+    #[arg(long = "accept-no-mmp")]
+    pub accept_no_mmp: bool,
+
     /// Shared dump device for --online with a SAN device (d2).
     #[arg(long = "dump-device", value_name = "DEV")]
     pub dump_device: Option<String>,
@@ -110,6 +117,19 @@ pub struct Cli {
         default_value = "vzctl"
     )]
     pub vzctl: String,
+
+    /// Where the kernel offers OpenVZ's checkpoint interfaces `cpt` and
+    /// `rst` (vzctl opens /proc/cpt to checkpoint and /proc/rst to
+    /// restore); checked on both nodes before an online migration or the
+    /// move of a suspended container. Another directory only for test labs.
+    #[arg(
+        long = "cpt-dir",
+        value_name = "DIR",
+        env = "VZFS_CPT_DIR",
+        default_value = "/proc",
+        hide = true
+    )]
+    pub cpt_dir: std::path::PathBuf,
 
     /// Directory of the undo journal (default: LOCKDIR from vz.conf).
     #[arg(
@@ -145,10 +165,12 @@ pub struct Options {
     pub dst_device: Option<String>,
     pub dst_shared: bool,
     pub dump_device: Option<String>,
+    pub accept_no_mmp: bool,
     pub json: bool,
     pub progress: bool,
     pub remote_helper: String,
     pub vzctl: String,
+    pub cpt_dir: std::path::PathBuf,
     pub journal_dir: Option<std::path::PathBuf>,
 }
 
@@ -211,10 +233,12 @@ impl Cli {
             dst_device: self.dst_device,
             dst_shared: self.dst_shared,
             dump_device: self.dump_device,
+            accept_no_mmp: self.accept_no_mmp,
             json: self.json,
             progress: stdout_is_tty && !self.json && !self.no_progress,
             remote_helper: self.remote_helper,
             vzctl: self.vzctl,
+            cpt_dir: self.cpt_dir,
             journal_dir: self.journal_dir,
         })
     }

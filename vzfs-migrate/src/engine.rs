@@ -11,7 +11,7 @@ use crate::hostops::{self, PathState};
 use crate::journal::{self, Journal, Record};
 use crate::lock::CtLock;
 use crate::ops::{self, Ctx, Job};
-use crate::plan::{self, CtState, PlanInput, Scenario, Step};
+use crate::plan::{self, CtState, PlanInput, Scenario, Side, Step};
 use crate::signals;
 use crate::transport::{self, Ssh};
 use serde::Serialize;
@@ -45,14 +45,70 @@ pub struct Summary {
     pub steps: Vec<StepReport>,
     pub undo: Vec<UndoReport>,
     pub downtime_seconds: Option<f64>,
+    /// Online migrations: how long the container was frozen, and where
+    /// that time went.
+    pub freeze: Option<Freeze>,
     pub total_seconds: f64,
     pub plan: Option<String>,
     pub error: Option<String>,
     pub exit_code: i32,
 }
 
+/// The frozen time of an online migration (from the suspend on the source
+/// to the resume on the target), in stock vzmigrate's phases.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Freeze {
+    /// suspend-src + dump-src (+ kill-src: the image is final then)
+    pub suspend_dump_seconds: f64,
+    /// copy-dump, or the dump device's unmount on the source and mount on
+    /// the target ("copy" or "device")
+    pub dump_transfer_seconds: f64,
+    pub dump_transfer: String,
+    /// sync-2 (copy scenarios; 0 for a handoff)
+    pub second_rsync_seconds: f64,
+    /// undump-dst + resume-dst
+    pub undump_resume_seconds: f64,
+    /// everything else while frozen (unmounting and mounting the
+    /// container's device, the quota)
+    pub other_seconds: f64,
+    /// wall time from the start of the suspend to the end of the resume
+    pub frozen_seconds: f64,
+    /// size of the dump file, when known
+    pub dump_bytes: Option<u64>,
+}
+
+fn freeze_breakdown(sum: &Summary, frozen: f64, dump_bytes: Option<u64>) -> Freeze {
+    let secs = |names: &[&str]| -> f64 {
+        sum.steps
+            .iter()
+            .filter(|s| names.contains(&s.name.as_str()))
+            .map(|s| s.seconds)
+            .fold(0.0, |a, b| a + b)
+    };
+    let device = sum.steps.iter().any(|s| s.name == "dumpdev-mount-dst");
+    let mut f = Freeze {
+        suspend_dump_seconds: secs(&["suspend-src", "dump-src", "kill-src"]),
+        dump_transfer_seconds: secs(&["copy-dump", "dumpdev-umount-src", "dumpdev-mount-dst"]),
+        dump_transfer: if device { "device" } else { "copy" }.into(),
+        second_rsync_seconds: secs(&["sync-2"]),
+        undump_resume_seconds: secs(&["undump-dst", "resume-dst"]),
+        other_seconds: 0.0,
+        frozen_seconds: frozen,
+        dump_bytes,
+    };
+    f.other_seconds = (frozen
+        - f.suspend_dump_seconds
+        - f.dump_transfer_seconds
+        - f.second_rsync_seconds
+        - f.undump_resume_seconds)
+        .max(0.0);
+    f
+}
+
+/// One line on stderr. A write error (the terminal went away: SIGHUP) is
+/// ignored, never a panic in the middle of an undo.
 fn say(msg: &str) {
-    eprintln!("vzfs-migrate: {msg}");
+    transport::say(msg);
 }
 
 /// Where the journal lives for this container.
@@ -103,7 +159,7 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
     let id = ctid.to_string();
     let (cfg, fs) = hostops::ct_fs(etc, ctid)?;
     cfg.check_vzfs_keys()
-        .map_err(|e| hostops::cfg_err(Kind::DeviceCheck, format!("config of CT {ctid}"), e))?;
+        .map_err(|e| hostops::cfg_err(Kind::Config, format!("config of CT {ctid}"), e))?;
     if let Some(v) = cfg.get("VE_LAYOUT") {
         if v.raw == "ploop" {
             return Err(Error::check(
@@ -155,8 +211,37 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
             return Err(Error::check(
                 Kind::DeviceCheck,
                 format!("source device {}", d.node.display()),
-                "is in use on this node although the container is not mounted; release it first",
+                format!(
+                    "is in use on this node although the container is not mounted{}; release it first",
+                    in_use_detail(d)
+                ),
             ));
+        }
+        if matches!(state, CtState::Running | CtState::Mounted) {
+            // the unmount of a later step would leave the filesystem alive
+            // (and the hook refuses to hand it over then): refuse now,
+            // before anything changed
+            let dev = vzfs::mountinfo::DevNum::parse(&d.dev).ok_or_else(|| {
+                Error::check(
+                    Kind::System,
+                    format!("source device {}", d.node.display()),
+                    format!("bad device number {:?}", d.dev),
+                )
+            })?;
+            let own: Vec<PathBuf> = std::iter::once(fs.private.clone())
+                .chain(fs.root.clone())
+                .collect();
+            let foreign = hostops::foreign_mounts(dev, &own)?;
+            if !foreign.is_empty() {
+                return Err(Error::check(
+                    Kind::DeviceCheck,
+                    format!("source device {} (UUID={})", d.node.display(), d.uuid.as_deref().unwrap_or("?")),
+                    format!(
+                        "the filesystem of CT {ctid} is also {}; unmounting the container would leave it alive on this node, so it cannot move: release it there first (end those processes or unmount it), then migrate",
+                        foreign.join("; ")
+                    ),
+                ));
+            }
         }
     }
     let dumpdir = cfg
@@ -174,7 +259,7 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
     };
 
     // the target
-    let ssh = Ssh::connect(target, opts.ssh.as_deref())?;
+    let ssh = Ssh::connect_for(target, opts.ssh.as_deref(), &id)?;
     let remote = Remote::open(ssh, opts.remote_helper.clone(), opts.vzctl.clone(), None)?;
     let conf_text = std::fs::read(&src_conf)
         .map_err(|e| Error::io(Kind::System, "cannot read", &src_conf, e))?;
@@ -183,6 +268,8 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
         id.clone(),
         "--vzctl".into(),
         opts.vzctl.clone(),
+        "--cpt-dir".into(),
+        opts.cpt_dir.display().to_string(),
     ];
     let probe_spec = match (&opts.dst_device, &fs.device) {
         (Some(d), _) => Some(d.clone()),
@@ -278,9 +365,14 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
         dump_device: dump_spec.is_some(),
         // as stock vzmigrate: unless DISK_QUOTA is "no" (vzctl's default: yes)
         quota: cfg.get("DISK_QUOTA").map(|v| v.raw.trim()) != Some("no"),
+        suspended: status.suspended && state == CtState::Stopped,
     };
     let plan = plan::build(&inp)?;
     let sc = plan.scenario;
+    check_checkpoint_support(opts, target, &plan, &facts.cpt)?;
+    if sc.dst_insulated() {
+        check_target_hook(target, ctid, &facts.hook, etc)?;
+    }
     if plan.steps.contains(&Step::Quota) {
         // read-only: the source can dump it, the target can load it and
         // holds no quota of this container yet
@@ -320,18 +412,7 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
                 &what,
                 format!(
                     "is in use on the target{}; it must not be mounted anywhere there",
-                    if d.mounted_at.is_empty() {
-                        String::new()
-                    } else {
-                        format!(
-                            " (mounted at {})",
-                            d.mounted_at
-                                .iter()
-                                .map(|p| p.display().to_string())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
-                    }
+                    in_use_detail(d)
                 ),
             ));
         }
@@ -348,6 +429,19 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
                         ),
                     ));
                 }
+                if let (Some(a), Some(b)) = (sd.size, d.size) {
+                    if a != b {
+                        return Err(Error::check(
+                            Kind::DeviceCheck,
+                            &what,
+                            format!(
+                                "has the filesystem UUID of the source device {} but another size ({b} bytes, the source {a}): a copy of the LUN, not the same LUN; hand over only a device both nodes see",
+                                sd.node.display()
+                            ),
+                        ));
+                    }
+                }
+                shared_lun_safety(opts, sd, &fstype)?;
                 // rewrite VE_DEVICE only when the configured name does not
                 // resolve to the same filesystem on the target; then name it
                 // by UUID, not by the target's kernel name (`/dev/sdh1`
@@ -360,10 +454,18 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
                     .unwrap_or(false);
                 if opts.dst_device.is_some() || !configured_ok {
                     let v = match (&opts.dst_device, &src_uuid) {
-                        (Some(dev), _) => dev.clone(),
-                        (None, Some(uuid)) => format!("UUID={uuid}"),
-                        (None, None) => d.node.display().to_string(),
+                        (Some(dev), _) if stable_name(dev) => dev.clone(),
+                        (_, Some(uuid)) => format!("UUID={uuid}"),
+                        (_, None) => d.node.display().to_string(),
                     };
+                    say(&format!(
+                        "target config: VE_DEVICE={v} ({})",
+                        match &opts.dst_device {
+                            Some(g) if *g == v => "as given".to_string(),
+                            Some(g) => format!("the filesystem UUID instead of the kernel name {g}, which can change at the next boot"),
+                            None => format!("the configured name {} does not name this filesystem on the target", sd.spec),
+                        }
+                    ));
                     sets.push(("VE_DEVICE", v));
                 }
             }
@@ -483,6 +585,134 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
     })
 }
 
+/// An online migration needs checkpointing on the source and restoring on
+/// the target, the move of a suspended container restoring on the target;
+/// both are checked before anything changes.
+fn check_checkpoint_support(
+    opts: &Options,
+    target: &str,
+    plan: &plan::Plan,
+    dst: &helper::CptFacts,
+) -> Result<()> {
+    if !plan.online && !plan.suspended {
+        return Ok(());
+    }
+    let why = if plan.online {
+        "--online"
+    } else {
+        "a suspended container (its dump is restored there)"
+    };
+    if plan.online && !helper::cpt_facts(&opts.cpt_dir).cpt {
+        return Err(Error::check(
+            Kind::StopSource,
+            format!("source: {}", opts.cpt_dir.join("cpt").display()),
+            format!("does not exist: this kernel cannot checkpoint containers, which {why} needs (load the vzcpt module, or migrate without --online)"),
+        ));
+    }
+    if !dst.rst {
+        return Err(Error::check(
+            Kind::TargetSoftware,
+            format!("target {target}: {}", opts.cpt_dir.join("rst").display()),
+            format!("does not exist: the target's kernel cannot restore containers, which {why} needs (load the vzrst module there{})", if plan.online { ", or migrate without --online" } else { ", or `vzctl restore` it here first" }),
+        ));
+    }
+    Ok(())
+}
+
+/// ` (mounted at ...; used by pid ...)` for a device in use.
+fn in_use_detail(d: &hostops::DevFacts) -> String {
+    let mut parts = Vec::new();
+    if !d.mounted_at.is_empty() {
+        parts.push(format!(
+            "mounted at {}",
+            d.mounted_at
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if let Some(h) = &d.holders {
+        parts.push(h.clone());
+    }
+    if parts.is_empty() {
+        " (held open exclusively, by a mount in another mount namespace or a process)".into()
+    } else {
+        format!(" ({})", parts.join("; "))
+    }
+}
+
+/// A device name that stays the same across reboots and nodes.
+fn stable_name(spec: &str) -> bool {
+    spec.starts_with("UUID=") || spec.starts_with("LABEL=") || spec.starts_with("/dev/disk/by-")
+}
+
+/// A SAN handoff of `src` (type `fstype`): ext2/3/4 without multi-mount
+/// protection is refused unless `--accept-no-mmp`; a type without MMP
+/// (xfs, btrfs) is a warning.
+fn shared_lun_safety(opts: &Options, src: &hostops::DevFacts, fstype: &str) -> Result<()> {
+    let what = format!(
+        "source device {} ({fstype}, UUID={})",
+        src.node.display(),
+        src.uuid.as_deref().unwrap_or("?")
+    );
+    match src.mmp {
+        Some(true) => Ok(()),
+        Some(false) if !opts.accept_no_mmp => Err(Error::check(
+            Kind::DeviceCheck,
+            what,
+            "has no multi-mount protection (MMP): on a LUN both nodes see, nothing but MMP stops the other node from mounting it while this one has it, which corrupts it. Enable it on the unmounted filesystem (`vzctl umount CTID`, then `tune2fs -O mmp DEVICE`), or accept the risk with --accept-no-mmp",
+        )),
+        Some(false) => {
+            say(&format!("warning: {what} has no multi-mount protection (MMP); handing it over anyway (--accept-no-mmp): nothing but this migration's checks stops the other node from mounting it at the same time (`tune2fs -O mmp` on the unmounted filesystem enables it)"));
+            Ok(())
+        }
+        None => {
+            say(&format!("warning: {what}: {fstype} has no multi-mount protection: nothing but this migration's checks stops the other node from mounting it while this one has it; never mount it by hand on both nodes"));
+            Ok(())
+        }
+    }
+}
+
+/// The target runs vzfs-hook as its premount and postumount action scripts
+/// (globally or for this container), in a version compatible with ours;
+/// else exit 14 saying how to install it. Per-container scripts of the
+/// source that are vzfs-hook travel with the container and count too.
+fn check_target_hook(target: &str, ctid: u32, h: &helper::HookFacts, etc: &VzEtc) -> Result<()> {
+    let mut missing = Vec::new();
+    for (kind, found) in [("premount", &h.premount), ("postumount", &h.postumount)] {
+        let travels = etc.scripts_dir().join(format!("{ctid}.{kind}"));
+        let travels_hook = matches!(helper::hook_script(&travels), Ok(Some(_)));
+        match found {
+            Some(s) if !helper::hook_version_compatible(&s.version) => missing.push(format!(
+                "{} is vzfs-hook {} ({}), not compatible with this vzfs-migrate {}",
+                s.path.display(),
+                s.version,
+                s.binary.display(),
+                helper::VERSION
+            )),
+            Some(_) => {}
+            None if travels_hook => {}
+            None => missing.push(format!("no vps.{kind} or {ctid}.{kind} that is vzfs-hook")),
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut detail = missing.join("; ");
+    if !h.other.is_empty() {
+        detail.push_str(&format!(" (found: {})", h.other.join("; ")));
+    }
+    Err(Error::check(
+        Kind::TargetSoftware,
+        format!("target {target}: /etc/vz/conf"),
+        format!(
+            "{detail}: without it vzctl on the target would not mount the container's device at start nor release it at stop. Install vzfs-hook {} there: `install -m 755 vzfs-hook /usr/sbin/vzfs-hook && ln -s /usr/sbin/vzfs-hook /etc/vz/conf/vps.premount && ln -s /usr/sbin/vzfs-hook /etc/vz/conf/vps.postumount` (or dist/install.sh, or the vzfs package)",
+            helper::VERSION
+        ),
+    ))
+}
+
 /// Is this step one that stops the container on the source (downtime start)?
 fn stops_source(s: &Step) -> bool {
     matches!(s, Step::StopSrc | Step::SuspendSrc | Step::UmountSrc)
@@ -491,8 +721,11 @@ fn starts_target(s: &Step) -> bool {
     s.starts_target()
 }
 
-/// Run the undos owed by the journal state, in reverse, stopping at the
-/// first failure (later undos may depend on it).
+/// Run the undos owed by the journal state, in reverse. A failed undo is
+/// reported and the undo goes on with the steps that do not need it
+/// ([`Step::undo_needs`]); those that do are skipped and reported. Steps
+/// that found nothing to do are named as owing no undo. `Err` (exit 23)
+/// says exactly which undos are left and how to finish them.
 fn undo_all(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) -> Result<()> {
     let st = journal::read(j.path())?;
     let steps = ctx.job.plan.steps.clone();
@@ -502,22 +735,53 @@ fn undo_all(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) 
         .filter_map(|i| steps.get(*i).cloned())
         .collect();
     signals::set_critical(true);
-    for i in st.pending_undos() {
+    let mut order: Vec<usize> = st.begun.clone();
+    order.sort_unstable();
+    order.dedup();
+    order.reverse();
+    // (node whose undos are blocked, the step whose undo failed)
+    let mut blocked: Vec<(Side, String)> = Vec::new();
+    let mut left: Vec<String> = Vec::new();
+    let keep = ctx.job.keep_dst;
+    let handoff = ctx.job.plan.scenario == Scenario::D2;
+    for i in order {
         let Some(step) = steps.get(i) else { continue };
-        if step.post_commit() {
+        if step.post_commit() || st.undone.contains(&i) {
             continue;
         }
         let name = step.name();
+        if st.noop.contains(&i) {
+            say(&format!(
+                "undo {name}: nothing to undo (the step found nothing to do)"
+            ));
+            continue;
+        }
+        let desc = step.undo_describe(keep);
+        let side = step.undo_side();
+        if let Some((_, cause)) = blocked
+            .iter()
+            .find(|(s, _)| step.undo_needs(handoff).contains(s))
+            .cloned()
+        {
+            say(&format!(
+                "undo {name} ({desc}): skipped: it needs the undo of {cause}, which failed"
+            ));
+            sum.undo.push(UndoReport {
+                name: name.clone(),
+                ok: false,
+                error: Some(format!("skipped: needs the undo of {cause}")),
+            });
+            left.push(format!("{name} on the {} ({desc}; skipped)", side.name()));
+            blocked.push((side, cause));
+            continue;
+        }
         let r = fp
             .hit(&format!("undo:{name}"))
             .and_then(|_| ops::undo(ctx, step, &begun));
         match r {
             Ok(()) => {
                 j.append(&Record::Undone { i })?;
-                say(&format!(
-                    "undo {name} ({}): ok",
-                    step.undo_describe(ctx.job.keep_dst)
-                ));
+                say(&format!("undo {name} ({desc}): ok"));
                 sum.undo.push(UndoReport {
                     name,
                     ok: true,
@@ -525,26 +789,36 @@ fn undo_all(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) 
                 });
             }
             Err(e) => {
-                say(&format!(
-                    "undo {name} ({}): FAILED: {}",
-                    step.undo_describe(ctx.job.keep_dst),
-                    e.chain()
-                ));
+                say(&format!("undo {name} ({desc}): FAILED: {}", e.chain()));
                 sum.undo.push(UndoReport {
                     name: name.clone(),
                     ok: false,
                     error: Some(e.chain()),
                 });
-                return Err(Error::Undo(format!(
-                    "undo of step {name} failed ({}); the journal {} is kept: fix the cause, then run `vzfs-migrate --recover {}`",
-                    e.chain(),
-                    j.path().display(),
-                    ctx.job.ctid
-                )));
+                left.push(format!(
+                    "{name} on the {} ({desc}; FAILED: {})",
+                    side.name(),
+                    e.chain()
+                ));
+                blocked.push((side, name));
             }
         }
     }
-    Ok(())
+    if left.is_empty() {
+        return Ok(());
+    }
+    let target_clean = !blocked.iter().any(|(s, _)| *s == Side::Target);
+    Err(Error::Undo(format!(
+        "the undo is incomplete; left undone: {}; {}; the journal {} is kept: fix the cause, then run `vzfs-migrate --recover {}`",
+        left.join(", "),
+        if target_clean {
+            format!("the target {} holds nothing of this run{}", ctx.job.target, if keep { " but what --keep-dst keeps" } else { "" })
+        } else {
+            format!("the target {} still holds what those undos would remove", ctx.job.target)
+        },
+        j.path().display(),
+        ctx.job.ctid
+    )))
 }
 
 /// Execute the plan (journal created by the caller).
@@ -554,6 +828,8 @@ fn execute(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) -
     let critical = ctx.job.plan.critical_index();
     let n = steps.len();
     let mut down_start: Option<Instant> = None;
+    let mut freeze_start: Option<Instant> = None;
+    let mut frozen_for: Option<(f64, Option<u64>)> = None;
     let mut committed = false;
     let mut failure: Option<Error> = None;
     for (i, step) in steps.iter().enumerate() {
@@ -591,13 +867,24 @@ fn execute(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) -
             down_start = Some(Instant::now());
         }
         let t0 = Instant::now();
+        if *step == Step::SuspendSrc {
+            freeze_start = Some(t0);
+        }
         let r = ops::run(ctx, step);
         let secs = t0.elapsed().as_secs_f64();
+        if let (Step::ResumeDst, Ok(_), Some(f0)) = (step, &r, freeze_start) {
+            let frozen = f0.elapsed().as_secs_f64();
+            let bytes = std::fs::metadata(ctx.job.src_dump_file())
+                .ok()
+                .map(|m| m.len())
+                .or_else(|| ctx.dump_bytes);
+            frozen_for = Some((frozen, bytes));
+        }
         match r {
             Ok(noop) => {
                 j.append(&Record::Done { i, noop })?;
                 if noop {
-                    say(&format!("step {name}: nothing to do (no undo owed)"));
+                    transport::log(&format!("step {name}: nothing to do (no undo owed)"));
                 }
                 if i + 1 == commit && step.starts_target() {
                     // durable before anything else can fail: from here on
@@ -645,6 +932,9 @@ fn execute(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) -
             });
             break;
         }
+    }
+    if let Some((frozen, bytes)) = frozen_for {
+        sum.freeze = Some(freeze_breakdown(sum, frozen, bytes));
     }
     let Some(err) = failure else {
         signals::set_critical(false);
@@ -739,6 +1029,11 @@ fn migrate_locked(
     sum: &mut Summary,
 ) -> Result<()> {
     let fp = Failpoints::from_env()?;
+    // we hold the container's lock: a master connection of this container
+    // whose owner is dead is a killed run's leftover
+    for m in transport::reap_stale_masters(&ctid.to_string()) {
+        say(&m);
+    }
     let p = prepare(opts, etc, target, ctid)?;
     sum.scenario = Some(p.job.plan.scenario.name().into());
     sum.state = Some(p.job.plan.state.name().into());
@@ -791,6 +1086,11 @@ fn recover(opts: &Options, etc: &VzEtc, ctid: u32, sum: &mut Summary) -> Result<
     let jdir = journal_dir(opts, &lockdir);
     let jpath = journal::journal_path(&jdir, ctid);
     if !jpath.exists() {
+        // a run killed before its journal existed may still have left its
+        // ssh master (a live owner's is never touched)
+        for m in transport::reap_stale_masters(&ctid.to_string()) {
+            say(&m);
+        }
         return Err(Error::check(
             Kind::Usage,
             format!("journal {}", jpath.display()),
@@ -799,6 +1099,9 @@ fn recover(opts: &Options, etc: &VzEtc, ctid: u32, sum: &mut Summary) -> Result<
     }
     let lock = CtLock::acquire(&lockdir, ctid, "migrating")?;
     let res = (|| {
+        for m in transport::reap_stale_masters(&ctid.to_string()) {
+            say(&m);
+        }
         let st = journal::read(&jpath)?;
         let job: Job = serde_json::from_value(st.header.clone()).map_err(|e| {
             Error::check(
@@ -855,8 +1158,76 @@ pub fn print_times(sum: &Summary) {
     if let Some(d) = sum.downtime_seconds {
         eprintln!("  {:<20} {:>9.3}s", "downtime", d);
     }
+    if let Some(f) = &sum.freeze {
+        eprintln!(
+            "online freeze{}:",
+            f.dump_bytes
+                .map(|b| format!(" (dump {:.1} MiB)", b as f64 / (1u64 << 20) as f64))
+                .unwrap_or_default()
+        );
+        eprintln!("  {:<20} {:>9.3}s", "suspend+dump", f.suspend_dump_seconds);
+        eprintln!(
+            "  {:<20} {:>9.3}s",
+            format!("dump transfer ({})", f.dump_transfer),
+            f.dump_transfer_seconds
+        );
+        eprintln!("  {:<20} {:>9.3}s", "second rsync", f.second_rsync_seconds);
+        eprintln!(
+            "  {:<20} {:>9.3}s",
+            "undump+resume", f.undump_resume_seconds
+        );
+        eprintln!("  {:<20} {:>9.3}s", "other", f.other_seconds);
+        eprintln!("  {:<20} {:>9.3}s", "frozen total", f.frozen_seconds);
+    }
     eprintln!("  {:<20} {:>9.3}s", "total", sum.total_seconds);
 }
 
 #[allow(dead_code)]
 fn _assert_send(_: &Summary) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_device_names() {
+        assert!(stable_name("UUID=1234"));
+        assert!(stable_name("LABEL=ct101"));
+        assert!(stable_name("/dev/disk/by-id/wwn-0x5000"));
+        assert!(!stable_name("/dev/sdh1"));
+        assert!(!stable_name("/dev/mapper/vg-lv"));
+    }
+
+    #[test]
+    fn freeze_parts_add_up() {
+        let mut sum = Summary::default();
+        for (n, s) in [
+            ("suspend-src", 0.1),
+            ("dump-src", 0.2),
+            ("kill-src", 0.05),
+            ("src-device-umount", 0.3),
+            ("dumpdev-umount-src", 0.01),
+            ("dumpdev-mount-dst", 0.02),
+            ("undump-dst", 0.4),
+            ("resume-dst", 0.01),
+        ] {
+            sum.steps.push(StepReport {
+                name: n.into(),
+                status: "done".into(),
+                seconds: s,
+            });
+        }
+        let f = freeze_breakdown(&sum, 1.5, Some(16 << 20));
+        assert_eq!(f.dump_transfer, "device");
+        assert!((f.suspend_dump_seconds - 0.35).abs() < 1e-9);
+        assert!((f.dump_transfer_seconds - 0.03).abs() < 1e-9);
+        assert_eq!(f.second_rsync_seconds.to_bits(), 0.0f64.to_bits());
+        assert!((f.undump_resume_seconds - 0.41).abs() < 1e-9);
+        let parts = f.suspend_dump_seconds
+            + f.dump_transfer_seconds
+            + f.second_rsync_seconds
+            + f.undump_resume_seconds
+            + f.other_seconds;
+        assert!((parts - 1.5).abs() < 1e-9);
+    }
+}

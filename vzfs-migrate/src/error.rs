@@ -7,7 +7,7 @@
 //! | code | meaning |
 //! |------|---------|
 //! | 1  | usage |
-//! | 2  | container is stopped but `--online` was requested |
+//! | 2  | container is stopped but `--online` was requested; or a configuration file error (syntax, shell code in a value, a bad path) as vzfs-hook's exit 2 |
 //! | 4  | cannot connect to the target (or the ssh link died) |
 //! | 6  | copy (rsync) failed |
 //! | 7  | start/mount/restore on the target failed |
@@ -33,6 +33,8 @@ use std::path::PathBuf;
 pub mod code {
     pub const USAGE: i32 = 1;
     pub const CT_STOPPED: i32 = 2;
+    /// The same number as vzfs-hook's configuration error.
+    pub const CONFIG: i32 = 2;
     pub const CANT_CONNECT: i32 = 4;
     pub const COPY: i32 = 6;
     pub const START_TARGET: i32 = 7;
@@ -58,6 +60,8 @@ pub mod code {
 pub enum Kind {
     Usage,
     CtStopped,
+    /// A configuration file error (as vzfs-hook's exit 2).
+    Config,
     Connect,
     Copy,
     StartTarget,
@@ -84,6 +88,7 @@ impl Kind {
         match self {
             Kind::Usage => USAGE,
             Kind::CtStopped => CT_STOPPED,
+            Kind::Config => CONFIG,
             Kind::Connect => CANT_CONNECT,
             Kind::Copy => COPY,
             Kind::StartTarget => START_TARGET,
@@ -110,6 +115,8 @@ impl Kind {
         Some(match s {
             "usage" => Kind::Usage,
             "device-check" => Kind::DeviceCheck,
+            "config" => Kind::Config,
+            "target-software" => Kind::TargetSoftware,
             "device-mount" => Kind::DeviceMount,
             "apply-config" => Kind::ApplyConfig,
             "remote-config" => Kind::RemoteConfig,
@@ -126,6 +133,7 @@ impl Kind {
         match self {
             Kind::Usage => "usage",
             Kind::CtStopped => "ct-stopped",
+            Kind::Config => "config",
             Kind::Connect => "connect",
             Kind::Copy => "copy",
             Kind::StartTarget => "start-target",

@@ -8,7 +8,7 @@
 //! Commands (CTID is decimal; the container's settings come from the
 //! target's own config once `install-config` has put it there):
 //! - `version`
-//! - `facts CTID [--device SPEC] [--uuid UUID]`, stdin: the container
+//! - `facts CTID [--device SPEC] [--uuid UUID] [--vzctl PROG] [--cpt-dir DIR]`, stdin: the container
 //!   config text as it will be installed: private/root paths and state,
 //!   whether the CT exists, vzctl presence, the device (by spec and by UUID),
 //!   which of its `IP_ADDRESS` addresses are in use on this node (in another
@@ -46,8 +46,8 @@ use vzfs::hook::{CtFs, Outcome};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Bumped whenever a helper command changes (2: `serve`, the session;
-/// 3: quota and `--keep-dst` marker commands).
-pub const PROTO: u32 = 3;
+/// 3: quota and `--keep-dst` marker commands; 4: hook, holders and MMP facts).
+pub const PROTO: u32 = 4;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Facts {
@@ -71,6 +71,146 @@ pub struct Facts {
     /// The `--keep-dst` marker next to the private area, if any.
     #[serde(default)]
     pub keep_marker: Option<String>,
+    /// vzfs-hook as this node's premount/postumount action scripts.
+    #[serde(default)]
+    pub hook: HookFacts,
+    /// The kernel's checkpoint (`cpt`) and restore (`rst`) interfaces.
+    #[serde(default)]
+    pub cpt: CptFacts,
+}
+
+/// Whether this node's kernel can checkpoint and restore containers
+/// (OpenVZ's vzcpt/vzrst: `/proc/cpt`, `/proc/rst`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CptFacts {
+    pub cpt: bool,
+    pub rst: bool,
+}
+
+pub fn cpt_facts(cpt_dir: &Path) -> CptFacts {
+    CptFacts {
+        cpt: cpt_dir.join("cpt").exists(),
+        rst: cpt_dir.join("rst").exists(),
+    }
+}
+
+/// One action script that is vzfs-hook: the script's path, the binary it
+/// is (the end of its symlinks) and that binary's version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookScript {
+    pub path: PathBuf,
+    pub binary: PathBuf,
+    pub version: String,
+}
+
+/// Whether vzfs-hook is installed as a node's premount and postumount
+/// action scripts for a container: globally (`vps.premount`,
+/// `vps.postumount`) or per container (`CTID.premount`, ...), each a
+/// symlink to the vzfs-hook binary or the binary itself. (In issue 10's
+/// "chained" mode the admin's old script lives in `vzfs-chained/` and the
+/// symlink to vzfs-hook stays in place: the same check holds.)
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookFacts {
+    pub premount: Option<HookScript>,
+    pub postumount: Option<HookScript>,
+    /// Action scripts present that are not vzfs-hook, and why a script
+    /// that looks like it could not be used (`--version` failed).
+    pub other: Vec<String>,
+}
+
+/// Text that only the vzfs-hook binary holds (its `--help` summary): a copy
+/// of the binary installed under the script's own name is recognised by
+/// it, without running an admin's script to find out.
+const HOOK_MARKER: &[u8] = b"Mount an OpenVZ container's own device (VE_DEVICE) on VE_PRIVATE";
+
+/// Is the file `bin` a copy of the vzfs-hook binary (ELF holding its marker)?
+fn is_hook_copy(bin: &Path) -> bool {
+    let Ok(data) = std::fs::read(bin) else {
+        return false;
+    };
+    data.starts_with(b"\x7fELF") && data.windows(HOOK_MARKER.len()).any(|w| w == HOOK_MARKER)
+}
+
+/// Is `script` vzfs-hook (a symlink to the binary, the binary, or a copy of
+/// it under the script's name)? `Ok(None)`: no (another program), `Err`: it
+/// looks like vzfs-hook but does not answer `--version`. Only vzfs-hook is
+/// ever run (with `--version`, started under the name `vzfs-hook` so that it
+/// does not act as a premount/postumount).
+pub fn hook_script(script: &Path) -> std::result::Result<Option<HookScript>, String> {
+    use std::os::unix::process::CommandExt;
+    let Ok(bin) = std::fs::canonicalize(script) else {
+        return Ok(None);
+    };
+    if !bin.is_file() {
+        return Ok(None);
+    }
+    if bin.file_name().and_then(|n| n.to_str()) != Some("vzfs-hook") && !is_hook_copy(&bin) {
+        return Ok(None);
+    }
+    let out = std::process::Command::new(&bin)
+        .arg0("vzfs-hook")
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map_err(|e| {
+            format!(
+                "{} -> {}: cannot run --version: {e}",
+                script.display(),
+                bin.display()
+            )
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.trim().strip_prefix("vzfs-hook ") {
+        Some(v) if out.status.success() => Ok(Some(HookScript {
+            path: script.to_path_buf(),
+            binary: bin,
+            version: v.trim().to_string(),
+        })),
+        _ => Err(format!(
+            "{} -> {}: `--version` said {:?}",
+            script.display(),
+            bin.display(),
+            text.trim()
+        )),
+    }
+}
+
+/// The hook facts of this node for container `ctid`.
+pub fn hook_facts(etc: &VzEtc, ctid: u32) -> HookFacts {
+    let mut f = HookFacts::default();
+    for kind in ["premount", "postumount"] {
+        let mut found = None;
+        for name in [format!("vps.{kind}"), format!("{ctid}.{kind}")] {
+            let p = etc.scripts_dir().join(&name);
+            if std::fs::symlink_metadata(&p).is_err() {
+                continue;
+            }
+            match hook_script(&p) {
+                Ok(Some(h)) => {
+                    found.get_or_insert(h);
+                }
+                Ok(None) => f.other.push(format!("{} is not vzfs-hook", p.display())),
+                Err(e) => f.other.push(e),
+            }
+        }
+        if kind == "premount" {
+            f.premount = found;
+        } else {
+            f.postumount = found;
+        }
+    }
+    f
+}
+
+/// A hook version works with this vzfs-migrate: the same major and minor
+/// number (`0.1.x` with `0.1.y`).
+pub fn hook_version_compatible(hook: &str) -> bool {
+    let mm = |v: &str| -> Option<(String, String)> {
+        let mut it = v.split('.');
+        Some((it.next()?.to_string(), it.next()?.to_string()))
+    };
+    mm(hook).is_some() && mm(hook) == mm(VERSION)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -150,6 +290,7 @@ pub fn facts(
     device: Option<&str>,
     uuid: Option<&str>,
     vzctl: &str,
+    cpt_dir: &Path,
 ) -> Result<Facts> {
     let id = ctid.to_string();
     let conf_path = etc.ct_conf(&id);
@@ -215,6 +356,8 @@ pub fn facts(
             cfg.get("IP_ADDRESS").map(|v| v.raw.as_str()).unwrap_or(""),
         )?,
         keep_marker,
+        hook: hook_facts(etc, ctid),
+        cpt: cpt_facts(cpt_dir),
     })
 }
 
@@ -555,12 +698,14 @@ pub fn dispatch(etc: &VzEtc, args: &[String]) -> Result<Value> {
             let mut device = None;
             let mut uuid = None;
             let mut vzctl = "vzctl".to_string();
+            let mut cpt_dir = PathBuf::from("/proc");
             let mut it = rest[1..].iter();
             while let Some(a) = it.next() {
                 match a.as_str() {
                     "--device" => device = it.next().cloned(),
                     "--uuid" => uuid = it.next().cloned(),
                     "--vzctl" => vzctl = it.next().cloned().unwrap_or(vzctl),
+                    "--cpt-dir" => cpt_dir = it.next().map(PathBuf::from).unwrap_or(cpt_dir),
                     o => {
                         return Err(Error::Usage(format!(
                             "helper facts: unknown argument {o:?}"
@@ -575,7 +720,15 @@ pub fn dispatch(etc: &VzEtc, args: &[String]) -> Result<Value> {
                     "is not UTF-8",
                 )
             })?;
-            let f = facts(etc, ctid, &text, device.as_deref(), uuid.as_deref(), &vzctl)?;
+            let f = facts(
+                etc,
+                ctid,
+                &text,
+                device.as_deref(),
+                uuid.as_deref(),
+                &vzctl,
+                &cpt_dir,
+            )?;
             Ok(serde_json::to_value(f).expect("facts serialize"))
         }
         "install-config" => {
@@ -959,15 +1112,69 @@ mod tests {
     }
 
     #[test]
+    fn hook_versions() {
+        let v = VERSION;
+        assert!(hook_version_compatible(v));
+        let mut parts: Vec<&str> = v.split('.').collect();
+        let patch = "999";
+        parts[2] = patch;
+        assert!(hook_version_compatible(&parts.join(".")));
+        assert!(!hook_version_compatible("99.0.0"));
+        assert!(!hook_version_compatible("garbage"));
+    }
+
+    #[test]
+    fn hook_script_is_found_by_binary_name() {
+        let d = std::env::temp_dir().join(format!("vzfs-hookscript-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        // not named vzfs-hook: another program
+        let other = d.join("other");
+        std::fs::write(&other, "#!/bin/sh\n").unwrap();
+        assert_eq!(hook_script(&other), Ok(None));
+        // named vzfs-hook, answering --version as vzfs-hook does
+        let bin = d.join("vzfs-hook");
+        std::fs::write(&bin, "#!/bin/sh\necho vzfs-hook 0.1.7\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let link = d.join("vps.premount");
+        std::os::unix::fs::symlink(&bin, &link).unwrap();
+        let h = hook_script(&link).unwrap().unwrap();
+        assert_eq!(h.version, "0.1.7");
+        assert_eq!(h.binary, std::fs::canonicalize(&bin).unwrap());
+        // named vzfs-hook but something else
+        std::fs::write(&bin, "#!/bin/sh\necho hello\n").unwrap();
+        assert!(hook_script(&link).unwrap_err().contains("--version"));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
     fn facts_from_config_text() {
         let (d, e) = etc("facts");
-        let f = facts(&e, 101, "OSTEMPLATE=\"debian\"\n", None, None, "/bin/sh").unwrap();
+        let f = facts(
+            &e,
+            101,
+            "OSTEMPLATE=\"debian\"\n",
+            None,
+            None,
+            "/bin/sh",
+            Path::new("/nonexistent-cpt"),
+        )
+        .unwrap();
+        assert_eq!(
+            f.cpt,
+            CptFacts {
+                cpt: false,
+                rst: false
+            }
+        );
         assert!(!f.conf_exists);
         assert_eq!(f.private, d.join("private/101"));
         assert_eq!(f.private_state, PathState::Absent);
         assert_eq!(f.dumpdir, d.join("dump"));
         assert!(f.vzctl_found);
         // a CT file's own VE_PRIVATE wins
+        std::fs::write(d.join("rst"), "").unwrap();
         let f = facts(
             &e,
             101,
@@ -975,8 +1182,16 @@ mod tests {
             Some("/dev/vzfs-nonexistent"),
             None,
             "no-such-vzctl-x",
+            &d,
         )
         .unwrap();
+        assert_eq!(
+            f.cpt,
+            CptFacts {
+                cpt: false,
+                rst: true
+            }
+        );
         assert_eq!(f.private, PathBuf::from("/srv/ct/101"));
         assert!(!f.vzctl_found);
         assert!(f.device.is_none());

@@ -9,15 +9,18 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use vzfs::config::{VzConfig, VzEtc};
 use vzfs::device::{self, DeviceSpec, Probe};
+use vzfs::holders;
 use vzfs::hook::{self, CtFs, DeviceCfg, Outcome};
-use vzfs::mountinfo::MountTable;
+use vzfs::mountinfo::{DevNum, MountTable};
 use vzfs::sys::{RealSys, Sys};
 
 /// Map a library error to ours, keeping it as the source.
 pub fn lib_err(what: impl Into<String>, e: vzfs::Error) -> Error {
     use vzfs::Error as L;
     let kind = match &e {
-        L::Usage(_) | L::Config(_) | L::Device { .. } | L::Refused { .. } => Kind::DeviceCheck,
+        // the same class (and exit code 2) as vzfs-hook's configuration error
+        L::Config(_) => Kind::Config,
+        L::Usage(_) | L::Device { .. } | L::Refused { .. } => Kind::DeviceCheck,
         L::Busy { .. } | L::StillAlive { .. } | L::Fsck { .. } | L::Mount { .. } => {
             Kind::DeviceMount
         }
@@ -47,6 +50,104 @@ pub struct DevFacts {
     pub mounted_at: Vec<PathBuf>,
     /// Nothing on this node holds it (no mount in any namespace).
     pub released: bool,
+    /// ext2/3/4: whether multi-mount protection is on; None for other types.
+    #[serde(default)]
+    pub mmp: Option<bool>,
+    /// Size in bytes (the same LUN has the same size on every node).
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// When it is in use: who holds it (processes with pid and command,
+    /// other mount namespaces with pid, command and mount points).
+    #[serde(default)]
+    pub holders: Option<String>,
+}
+
+/// Who holds the filesystem `dev` on this node, in words: the processes
+/// (pid, command, how) and the mount namespaces other than ours (pid,
+/// command, namespace, mount points). None when nobody does.
+pub fn describe_holders(dev: DevNum) -> Option<String> {
+    let procs = holders::processes_using(dev);
+    let nss = holders::namespaces_holding(dev, false);
+    let mut parts = Vec::new();
+    if !procs.is_empty() {
+        parts.push(format!("used by {}", holders::describe_processes(&procs)));
+    }
+    if !nss.is_empty() {
+        parts.push(format!("mounted in {}", holders::describe_namespaces(&nss)));
+    }
+    if parts.is_empty() {
+        None
+    } else {
+        Some(parts.join("; "))
+    }
+}
+
+/// Before a mounted (or running) insulated container is touched: every
+/// place its filesystem `dev` lives on this node other than the container's
+/// own `VE_PRIVATE` and `VE_ROOT` (the same filesystem mounted at another
+/// path in this mount namespace, or held in another mount namespace, which
+/// would make the unmount leave it alive). The mount namespaces of the
+/// container's own processes (their root is on the filesystem) are its
+/// own, and a copy that is a peer or a slave of the container's own mount
+/// goes away with its unmount (propagation). Each entry names the path, or
+/// the pid, command and namespace.
+pub fn foreign_mounts(dev: DevNum, own: &[PathBuf]) -> Result<Vec<String>> {
+    let own: Vec<PathBuf> = own
+        .iter()
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+        .collect();
+    let mut out = Vec::new();
+    let t = mount_table()?;
+    // peer groups of the container's own mounts: a copy in another mount
+    // namespace that is a peer (`shared:N`) or a slave (`master:N`) of one
+    // of them is unmounted with it (propagation), so it holds nothing
+    let groups: Vec<String> = t
+        .by_dev(dev)
+        .filter(|e| own.contains(&e.mount_point))
+        .flat_map(|e| e.optional.iter())
+        .filter_map(|o| o.strip_prefix("shared:").map(str::to_string))
+        .collect();
+    let propagated = |e: &vzfs::mountinfo::MountEntry| {
+        e.optional.iter().any(|o| {
+            o.strip_prefix("shared:")
+                .or_else(|| o.strip_prefix("master:"))
+                .is_some_and(|g| groups.iter().any(|x| x == g))
+        })
+    };
+    for e in t.by_dev(dev) {
+        if !own.contains(&e.mount_point) && !propagated(e) {
+            out.push(format!(
+                "mounted at {} in this mount namespace",
+                e.mount_point.display()
+            ));
+        }
+    }
+    for mut ns in holders::namespaces_holding(dev, false) {
+        let root_on_fs = std::fs::metadata(format!("/proc/{}/root", ns.pid))
+            .map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                DevNum::from_rdev(m.dev()) == dev
+            })
+            .unwrap_or(false);
+        if root_on_fs {
+            continue;
+        }
+        let path = PathBuf::from(format!("/proc/{}/mountinfo", ns.pid));
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            if let Ok(other) = MountTable::parse(&path, &text) {
+                ns.mount_points = other
+                    .by_dev(dev)
+                    .filter(|e| !propagated(e))
+                    .map(|e| e.mount_point.clone())
+                    .collect();
+            }
+        }
+        if ns.mount_points.is_empty() {
+            continue;
+        }
+        out.push(holders::describe_namespaces(std::slice::from_ref(&ns)));
+    }
+    Ok(out)
 }
 
 fn mount_table() -> Result<MountTable> {
@@ -67,17 +168,26 @@ pub fn device_facts(spec: &str) -> Result<DevFacts> {
     let what = format!("device {spec}");
     let parsed = DeviceSpec::parse(spec).map_err(|m| Error::check(Kind::DeviceCheck, &what, m))?;
     let dev = device::resolve(&parsed).map_err(|e| lib_err(what.clone(), e))?;
-    let (fstype, what_else, uuid, label) =
+    let (fstype, what_else, uuid, label, mmp) =
         match device::probe(&dev.node).map_err(|e| lib_err(what.clone(), e))? {
-            Probe::Fs(fs) => (Some(fs.fstype), None, fs.uuid, fs.label),
-            Probe::Other(w) => (None, Some(w.to_string()), None, None),
+            Probe::Fs(fs) => {
+                let mmp = fs.ext.as_ref().map(|x| x.mmp.is_some());
+                (Some(fs.fstype), None, fs.uuid, fs.label, mmp)
+            }
+            Probe::Other(w) => (None, Some(w.to_string()), None, None, None),
         };
     let table = mount_table()?;
-    let mounted_at = table
+    let mounted_at: Vec<PathBuf> = table
         .by_dev(dev.dev)
         .map(|e| e.mount_point.clone())
         .collect();
     let released = device::is_released(&dev.node).map_err(|e| lib_err(what.clone(), e))?;
+    let holders = if released && mounted_at.is_empty() {
+        None
+    } else {
+        describe_holders(dev.dev)
+    };
+    let size = block_size_bytes(&dev.node);
     Ok(DevFacts {
         spec: spec.to_string(),
         node: dev.node,
@@ -88,7 +198,17 @@ pub fn device_facts(spec: &str) -> Result<DevFacts> {
         label,
         mounted_at,
         released,
+        mmp,
+        size,
+        holders,
     })
+}
+
+/// The size of a block device in bytes (its end, by seeking), None if unknown.
+pub fn block_size_bytes(node: &Path) -> Option<u64> {
+    use std::io::Seek;
+    let mut f = std::fs::File::open(node).ok()?;
+    f.seek(std::io::SeekFrom::End(0)).ok()
 }
 
 /// The state of a directory that is to become a private area.
@@ -139,7 +259,7 @@ pub fn ct_fs(etc: &VzEtc, ctid: u32) -> Result<(VzConfig, CtFs)> {
     let cfg = VzConfig::load(etc, &id).map_err(|e| {
         let kind = match e {
             vzfs::config::ConfigError::NoCtConfig { .. } => Kind::NoExist,
-            _ => Kind::DeviceCheck,
+            _ => Kind::Config,
         };
         cfg_err(kind, format!("config of CT {ctid}"), e)
     })?;

@@ -90,6 +90,8 @@ pub struct Ctx {
     remote: Option<Remote>,
     /// The config and scripts to install on the target (not journaled).
     pub install: Option<InstallConfig>,
+    /// Size of the dump file written on the source (before it moved).
+    pub dump_bytes: Option<u64>,
 }
 
 impl Ctx {
@@ -99,13 +101,18 @@ impl Ctx {
             job,
             remote,
             install,
+            dump_bytes: None,
         }
     }
 
     /// The target connection, opened on first use (for `--recover`).
     pub fn remote(&mut self) -> Result<&Remote> {
         if self.remote.is_none() {
-            let ssh = Ssh::connect(&self.job.target, self.job.ssh.as_deref())?;
+            let ssh = Ssh::connect_for(
+                &self.job.target,
+                self.job.ssh.as_deref(),
+                &self.job.ctid.to_string(),
+            )?;
             let r = Remote::open(
                 ssh,
                 self.job.remote_helper.clone(),
@@ -302,6 +309,7 @@ pub fn run(ctx: &mut Ctx, step: &Step) -> Result<bool> {
             let fs = f.display().to_string();
             ctx.local_vzctl("chkpnt", &["--dump", "--dumpfile", &fs])?
                 .check(Kind::StopSource)?;
+            ctx.dump_bytes = std::fs::metadata(&f).ok().map(|m| m.len());
             Ok(false)
         }
         Step::KillSrc => {
@@ -387,15 +395,17 @@ pub fn run(ctx: &mut Ctx, step: &Step) -> Result<bool> {
 fn finish_src(ctx: &mut Ctx) -> Result<()> {
     let j = ctx.job.clone();
     // the dump file (on the source's DUMPDIR)
-    if j.plan.online && j.dump_device.is_none() {
+    if (j.plan.online || j.plan.suspended) && j.dump_device.is_none() {
         let f = j.src_dump_file();
         match std::fs::remove_file(&f) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(Kind::System, "cannot remove dump file", &f, e)),
         }
-        if let Some(r) = ctx.remote.as_ref() {
-            // best effort: the target's copy of the dump is no longer needed
+        if let Some(r) = ctx.remote.as_ref().filter(|_| j.plan.online) {
+            // best effort: the target's copy of the dump was restored and is
+            // no longer needed (a suspended container's dump is its state:
+            // it stays)
             let _ = r.call(&["remove-dump", &j.ctid.to_string()], None);
         }
     }

@@ -242,6 +242,56 @@ impl Step {
         }
     }
 
+    /// The node whose state this step's undo restores.
+    pub fn undo_side(&self) -> Side {
+        match self {
+            Step::SrcDeviceMount
+            | Step::StopSrc
+            | Step::UmountSrc
+            | Step::SuspendSrc
+            | Step::DumpSrc
+            | Step::KillSrc
+            | Step::SrcDeviceUmount
+            | Step::DumpDevMountSrc
+            | Step::DumpDevUmountSrc
+            | Step::FinishSrc => Side::Source,
+            Step::CopyConfig
+            | Step::PrepareDst
+            | Step::Sync { .. }
+            | Step::DumpDevMountDst
+            | Step::DumpDevUmountDst
+            | Step::CopyDump
+            | Step::Quota
+            | Step::DstDeviceMount
+            | Step::DstDeviceUmount
+            | Step::UndumpDst
+            | Step::ResumeDst
+            | Step::StartDst
+            | Step::MountDst => Side::Target,
+        }
+    }
+
+    /// What this step's undo needs: the undos of the later steps on these
+    /// nodes must have succeeded (undos run in reverse order). Every undo
+    /// needs its own node's later undos (the container's state there is a
+    /// chain: started after mounted after ...); mounting a handed-over
+    /// filesystem on the source again also needs the target to have
+    /// released it. A failed undo therefore skips only the undos that need
+    /// it; the others (say, cleaning the target after the source could not
+    /// be remounted) still run.
+    ///
+    /// In a handoff (`handoff`, d2) every source undo needs the target too:
+    /// starting or mounting the container on the source again mounts the
+    /// shared device there, which only the target's release makes safe.
+    pub fn undo_needs(&self, handoff: bool) -> &'static [Side] {
+        match self {
+            Step::SrcDeviceUmount | Step::DumpDevUmountSrc => &[Side::Source, Side::Target],
+            s if s.undo_side() == Side::Source && handoff => &[Side::Source, Side::Target],
+            s if s.undo_side() == Side::Source => &[Side::Source],
+            _ => &[Side::Target],
+        }
+    }
+
     /// The container starts living on the target with this step.
     pub fn starts_target(&self) -> bool {
         matches!(self, Step::StartDst | Step::ResumeDst | Step::MountDst)
@@ -251,6 +301,22 @@ impl Step {
     /// nodes until the target has it).
     pub fn starts_critical(&self) -> bool {
         matches!(self, Step::SrcDeviceUmount)
+    }
+}
+
+/// A node of the migration, for undo dependencies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Target,
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Source => "source",
+            Side::Target => "target",
+        }
     }
 }
 
@@ -271,6 +337,9 @@ pub struct PlanInput {
     pub dump_device: bool,
     /// Migrate the vzquota disk quota (`DISK_QUOTA` is not `no`).
     pub quota: bool,
+    /// The container is stopped with a dump (`vzctl status` says
+    /// `suspended`): the dump file moves with it.
+    pub suspended: bool,
 }
 
 /// Pick the scenario; errors are usage errors naming the conflict.
@@ -320,6 +389,9 @@ pub struct Plan {
     pub scenario: Scenario,
     pub state: CtState,
     pub online: bool,
+    /// Stopped with a dump that moves with it (see [`PlanInput::suspended`]).
+    #[serde(default)]
+    pub suspended: bool,
     pub steps: Vec<Step>,
 }
 
@@ -421,6 +493,12 @@ pub fn build(inp: &PlanInput) -> Result<Plan> {
             .expect("every plan copies the config");
         s.insert(after + 1, Quota);
     }
+    let suspended = inp.suspended && st == CtState::Stopped;
+    if suspended {
+        // the dump of a suspended container goes to the target's DUMPDIR,
+        // where `vzctl restore` finds it
+        s.push(CopyDump);
+    }
     s.push(FinishSrc);
     if inp.dump_device {
         s.push(DumpDevUmountDst);
@@ -429,6 +507,7 @@ pub fn build(inp: &PlanInput) -> Result<Plan> {
         scenario: sc,
         state: st,
         online: inp.online,
+        suspended,
         steps: s,
     })
 }
@@ -484,7 +563,13 @@ impl fmt::Display for PlanDisplay<'_> {
             p.scenario.name(),
             p.scenario.describe(),
             p.state.name(),
-            if p.online { ", online" } else { "" }
+            if p.online {
+                ", online"
+            } else if p.suspended {
+                ", suspended (its dump moves with it)"
+            } else {
+                ""
+            }
         )?;
         let commit = p.commit_index();
         for (i, s) in p.steps.iter().enumerate() {
@@ -527,6 +612,7 @@ mod tests {
             online: false,
             dump_device: false,
             quota: false,
+            suspended: false,
         }
     }
 
@@ -798,5 +884,45 @@ mod tests {
         let j = serde_json::to_string(&p).unwrap();
         let q: Plan = serde_json::from_str(&j).unwrap();
         assert_eq!(p, q);
+    }
+
+    #[test]
+    fn undo_dependencies() {
+        // copy scenarios: a node's undos need only that node's later undos
+        assert_eq!(Step::StopSrc.undo_needs(false), &[Side::Source]);
+        assert_eq!(Step::CopyConfig.undo_needs(false), &[Side::Target]);
+        assert_eq!(Step::Sync { pass: 1 }.undo_needs(false), &[Side::Target]);
+        // mounting the source device again needs the target released
+        assert_eq!(
+            Step::SrcDeviceUmount.undo_needs(false),
+            &[Side::Source, Side::Target]
+        );
+        // a handoff: every source undo may mount the shared device
+        assert_eq!(
+            Step::StopSrc.undo_needs(true),
+            &[Side::Source, Side::Target]
+        );
+        assert_eq!(Step::CopyConfig.undo_needs(true), &[Side::Target]);
+        assert_eq!(Step::DstDeviceMount.undo_side(), Side::Target);
+        assert_eq!(Step::KillSrc.undo_side(), Side::Source);
+    }
+
+    #[test]
+    fn suspended_container_moves_its_dump() {
+        let mut i = inp(CtState::Stopped);
+        i.src_insulated = true;
+        i.src_uuid = Some("u".into());
+        i.suspended = true;
+        let p = build(&i).unwrap();
+        assert!(p.suspended);
+        assert_eq!(names(&p), ["copy-config", "copy-dump", "finish-src"]);
+        assert!(p
+            .display(false)
+            .to_string()
+            .contains("suspended (its dump moves with it)"));
+        // only a stopped container is suspended
+        let mut r = inp(CtState::Running);
+        r.suspended = true;
+        assert!(!build(&r).unwrap().suspended);
     }
 }

@@ -1,4 +1,5 @@
-//! SIGINT/SIGTERM handling: a signal never kills vzfs-migrate mid-step.
+//! SIGINT/SIGTERM/SIGHUP handling: a signal never kills vzfs-migrate
+//! mid-step (SIGHUP: the admin's terminal or ssh session went away).
 //! It is recorded; outside a critical section the running child (rsync,
 //! ssh, vzctl) is sent SIGTERM so the step fails and the migration is
 //! undone; inside a critical section (the device is between nodes) and
@@ -24,7 +25,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
     }
 }
 
-/// Install the handlers for SIGINT and SIGTERM (and ignore SIGPIPE's default
+/// Install the handlers for SIGINT, SIGTERM and SIGHUP (and ignore SIGPIPE's default
 /// death on a closed pipe, which Rust already does).
 pub fn install() {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
@@ -33,7 +34,7 @@ pub fn install() {
         SaFlags::SA_RESTART,
         SigSet::empty(),
     );
-    for s in [Signal::SIGINT, Signal::SIGTERM] {
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         // SAFETY: the handler only touches atomics and calls kill(2).
         unsafe {
             let _ = sigaction(s, &sa);
@@ -62,6 +63,7 @@ pub fn signal_name(sig: i32) -> String {
     match sig {
         libc::SIGINT => "SIGINT".into(),
         libc::SIGTERM => "SIGTERM".into(),
+        libc::SIGHUP => "SIGHUP".into(),
         s => format!("signal {s}"),
     }
 }
@@ -86,10 +88,4 @@ impl Drop for ChildGuard {
     fn drop(&mut self) {
         CHILD.store(0, Ordering::SeqCst);
     }
-}
-
-#[cfg(test)]
-pub(crate) fn reset_for_test() {
-    PENDING.store(0, Ordering::SeqCst);
-    CRITICAL.store(false, Ordering::SeqCst);
 }

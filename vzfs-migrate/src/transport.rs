@@ -1,7 +1,11 @@
 //! Running commands, locally and on the target over ssh, and rsync.
 //!
-//! One multiplexed ssh connection (ControlMaster in a private temporary
-//! directory, ControlPersist) serves the whole run; every remote argument is
+//! One multiplexed ssh connection (ControlMaster in a private directory
+//! `/run/vzfs-migrate/ssh-CTID-XXXXXX` holding the socket and the owner's
+//! pid, ControlPersist bounded to [`CONTROL_PERSIST_SECS`] after the last
+//! client left) serves the whole run and is closed on every exit path
+//! (`ssh -O exit`, also from `Drop`); after a kill -9 [`reap_stale_masters`]
+//! closes what the dead run left; every remote argument is
 //! shell-quoted with `shlex`; every argv is logged (with `-v`) before it
 //! runs; a failed command's error keeps the tail of its stderr; ssh's exit
 //! 255 is a lost link naming the host. Children run in their own process
@@ -28,10 +32,17 @@ pub fn verbose() -> u8 {
     VERBOSE.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// A line `vzfs-migrate: MSG` on stderr; a write error (the terminal
+/// went away) is ignored rather than a panic mid-migration.
+pub fn say(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "vzfs-migrate: {msg}");
+}
+
 /// Log a line on stderr with `-v`.
 pub fn log(msg: &str) {
     if verbose() >= 1 {
-        eprintln!("vzfs-migrate: {msg}");
+        say(msg);
     }
 }
 
@@ -184,10 +195,84 @@ pub struct Ssh {
     closed: bool,
 }
 
+/// How long the master connection outlives its last client. A run always
+/// keeps one client (the helper session) connected, so this only bounds
+/// the life of a master whose owner was killed (kill -9: no `Drop`).
+pub const CONTROL_PERSIST_SECS: u32 = 30;
+
+/// Where the control directories live: node-local runtime state.
+pub fn control_base() -> PathBuf {
+    let run = Path::new("/run");
+    if run.is_dir() {
+        run.join("vzfs-migrate")
+    } else {
+        std::env::temp_dir().join("vzfs-migrate")
+    }
+}
+
+fn pid_alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks the pid.
+    pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+}
+
+/// Close the ssh master connections a killed run for container `tag` left
+/// (their owner pid is dead) and remove their directories. Returns what
+/// was closed, for messages.
+pub fn reap_stale_masters(tag: &str) -> Vec<String> {
+    let base = control_base();
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(&base) else {
+        return out;
+    };
+    let prefix = format!("ssh-{tag}-");
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(&prefix) {
+            continue;
+        }
+        let dir = e.path();
+        let owner = std::fs::read_to_string(dir.join("owner")).unwrap_or_default();
+        let mut lines = owner.lines();
+        let pid: i32 = lines
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(0);
+        let dest = lines.next().unwrap_or("").trim().to_string();
+        if pid_alive(pid) {
+            continue;
+        }
+        let cm = dir.join("cm");
+        if cm.exists() && !dest.is_empty() {
+            let _ = Command::new("ssh")
+                .args(["-o", &format!("ControlPath={}", cm.display())])
+                .args(["-O", "exit", "--", &dest])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        out.push(format!(
+            "closed the ssh master connection to {} left by a killed run (pid {pid}, {})",
+            if dest.is_empty() { "?" } else { dest.as_str() },
+            dir.display()
+        ));
+    }
+    out
+}
+
 impl Ssh {
-    /// Open the master connection (BatchMode, ControlPersist). `ssh_opts`
-    /// is stock vzmigrate's `--ssh=OPTS` string.
+    /// Open the master connection (BatchMode, bounded ControlPersist).
+    /// `ssh_opts` is stock vzmigrate's `--ssh=OPTS` string.
     pub fn connect(host: &str, ssh_opts: Option<&str>) -> Result<Ssh> {
+        Self::connect_for(host, ssh_opts, "any")
+    }
+
+    /// [`Ssh::connect`] for container `tag` (its control directory is
+    /// named after it, for [`reap_stale_masters`]).
+    pub fn connect_for(host: &str, ssh_opts: Option<&str>, tag: &str) -> Result<Ssh> {
         if host.is_empty() || host.starts_with('-') || host.contains(char::is_whitespace) {
             return Err(Error::Usage(format!("bad target host {host:?}")));
         }
@@ -201,15 +286,21 @@ impl Ssh {
         } else {
             format!("root@{host}")
         };
-        let tmpl = std::env::temp_dir().join("vzfs-mig-XXXXXX");
+        let base = control_base();
+        std::fs::create_dir_all(&base)
+            .map_err(|e| Error::io(Kind::System, "cannot create", &base, e))?;
+        let tmpl = base.join(format!("ssh-{tag}-XXXXXX"));
         let ctl_dir = nix::unistd::mkdtemp(&tmpl).map_err(|e| {
             Error::io(
                 Kind::System,
                 "cannot create ssh control directory in",
-                std::env::temp_dir(),
+                &base,
                 std::io::Error::from(e),
             )
         })?;
+        let owner = ctl_dir.join("owner");
+        std::fs::write(&owner, format!("{}\n{dest}\n", std::process::id()))
+            .map_err(|e| Error::io(Kind::System, "cannot write", &owner, e))?;
         let ssh = Ssh {
             host: host.to_string(),
             dest,
@@ -254,7 +345,11 @@ impl Ssh {
         let errfile = self.ctl_dir.join("master.err");
         let mut argv = vec!["ssh".to_string(), "-M".into(), "-N".into(), "-f".into()];
         argv.extend(self.base_args());
-        argv.extend(["-o".into(), "ControlPersist=yes".into(), self.dest.clone()]);
+        argv.extend([
+            "-o".into(),
+            format!("ControlPersist={CONTROL_PERSIST_SECS}"),
+            self.dest.clone(),
+        ]);
         log(&format!("{}: exec {}", self.host, argv.join(" ")));
         // The backgrounded master must not hold our stdout/stderr open.
         let err = std::fs::File::create(&errfile)
@@ -388,7 +483,7 @@ impl Ssh {
                 "-o",
                 &format!("ControlPath={}", self.control_path().display()),
             ])
-            .args(["-O", "exit", &self.dest])
+            .args(["-O", "exit", "--", &self.dest])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

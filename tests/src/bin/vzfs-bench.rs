@@ -27,6 +27,12 @@
 //!   1x and 10x data and against the floor (an unmount, one ssh connection,
 //!   a mount); a copy migration against a plain rsync of the same tree.
 //!   Targets: 10x/1x <= 1.1, d2/floor <= 1.5, copy/rsync <= 1.10.
+//! - `migrate-online`: the frozen time (suspend on the source .. resume on
+//!   the target, from `vzfs-migrate --json`) of a running d2 container's
+//!   online migration with a 16 MiB and a 512 MiB dump (the vzctl double
+//!   writes a dump of `VZFS_LAB_DUMP_SIZE`), the dump moved on a shared
+//!   dump device and copied over ssh (stock vzmigrate). Target: 512 MiB /
+//!   16 MiB <= 1.1 with the dump device.
 //!
 //! Binaries are found next to this executable, or in `$VZFS_BIN_DIR`.
 
@@ -82,6 +88,7 @@ struct Opts {
     also_hook: Option<PathBuf>,
     migrate: bool,
     migrate_runs: usize,
+    online_runs: usize,
     d2_mib: u64,
     copy_mib: u64,
     copy_files: u64,
@@ -103,6 +110,9 @@ Sections:
   migrate-d2  vzfs-migrate d2 handoff in the two-node lab: 1x vs 10x data, and
               against the floor (umount + one new ssh connection + mount)
   migrate-copy  vzfs-migrate scenario a against a plain rsync of the same tree
+  migrate-online  frozen time of a d2 online migration with a 16 MiB and a
+              512 MiB dump, the dump through a shared dump device and copied
+              over ssh (stock vzmigrate)
 
   --pairs N       measured pairs per method in section `hook`
   --disk-pairs N  measured pairs per method in section `hook-disk`
@@ -114,8 +124,9 @@ Sections:
                   compare builds in one run, e.g. a static one)
   --no-disk       skip section `hook-disk`
   --no-mmp        skip section `hook-mmp`
-  --no-migrate    skip sections `migrate-d2` and `migrate-copy`
+  --no-migrate    skip sections `migrate-d2`, `migrate-copy` and `migrate-online`
   --migrate-runs N  measured rounds in the migrate sections (default 15)
+  --online-runs N   measured rounds in `migrate-online` (default 5)
   --d2-mib N      1x data of the d2 container (default 20; 10x = 200)
   --copy-mib N    data in the copied container (default 256)
   --copy-files N  files holding it (default 4000)
@@ -139,6 +150,7 @@ fn parse_opts() -> Result<Opts, String> {
         also_hook: None,
         migrate: true,
         migrate_runs: 15,
+        online_runs: 5,
         d2_mib: 20,
         copy_mib: 256,
         copy_files: 4000,
@@ -160,6 +172,7 @@ fn parse_opts() -> Result<Opts, String> {
             "--no-mmp" => o.mmp = false,
             "--no-migrate" => o.migrate = false,
             "--migrate-runs" => o.migrate_runs = num("--migrate-runs")?,
+            "--online-runs" => o.online_runs = num("--online-runs")?,
             "--d2-mib" => o.d2_mib = num("--d2-mib")? as u64,
             "--copy-mib" => o.copy_mib = num("--copy-mib")? as u64,
             "--copy-files" => o.copy_files = num("--copy-files")? as u64,
@@ -195,9 +208,10 @@ fn parse_opts() -> Result<Opts, String> {
             _ => return Err(format!("unknown argument {a:?}")),
         }
     }
-    if o.pairs < 2 || o.mmp_pairs < 2 || o.disk_pairs < 2 || o.migrate_runs < 2 {
+    if o.pairs < 2 || o.mmp_pairs < 2 || o.disk_pairs < 2 || o.migrate_runs < 2 || o.online_runs < 2
+    {
         return Err(
-            "--pairs, --disk-pairs, --mmp-pairs and --migrate-runs must be at least 2".into(),
+            "--pairs, --disk-pairs, --mmp-pairs, --migrate-runs and --online-runs must be at least 2".into(),
         );
     }
     if o.d2_mib < 1 || o.copy_mib < 1 || o.copy_files < 1 {
@@ -1074,6 +1088,7 @@ enum Env {
 const SECTIONS: &[(&str, Section, Env)] = &[
     ("migrate-d2", section_migrate_d2, Env::Machine),
     ("migrate-copy", section_migrate_copy, Env::Machine),
+    ("migrate-online", section_migrate_online, Env::Machine),
     ("hook", section_hook, Env::Private),
     ("hook-disk", section_hook_disk, Env::Private),
     ("hook-mmp", section_hook_mmp, Env::Private),
@@ -1929,6 +1944,169 @@ fn section_migrate_copy(_: &mut Lab, o: &Opts) -> Res<Report> {
         ours.median() - plain.median(),
         verdict(r, TARGET_COPY_RSYNC)
     )];
+    for l in &lines {
+        println!("  {l}");
+    }
+    Ok(Report { summary: lines })
+}
+
+// ---------------------------------------------------------------- online freeze
+
+/// Online d2 with a dump device: frozen time with a 512 MiB dump at most
+/// this many times with a 16 MiB dump.
+const TARGET_ONLINE_DUMP: f64 = 1.1;
+
+/// One online migration of `ct` from `from` to `to`; the `freeze` object
+/// of its `--json` summary.
+fn online_freeze(
+    from: &vzfs_lab::Host,
+    to: &str,
+    ct: &str,
+    dump_dev: Option<&str>,
+) -> Res<serde_json::Value> {
+    let mut argv = vec!["vzfs-migrate", "--json", "--online"];
+    if let Some(d) = dump_dev {
+        argv.extend(["--dump-device", d]);
+    }
+    argv.extend([to, ct]);
+    let out = from
+        .run(&argv)
+        .map_err(lab_err(&format!("host {}", from.name())))?;
+    if !out.success() {
+        return Err(format!("{}: {}", argv.join(" "), out.all()));
+    }
+    host_ok(from, &format!("rm -f /etc/vz/conf/{ct}.conf.migrated"))?;
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).map_err(|e| {
+        format!(
+            "{}: bad --json output ({e}): {}",
+            argv.join(" "),
+            out.stdout
+        )
+    })?;
+    let f = v["freeze"].clone();
+    if f.is_null() {
+        return Err(format!("{}: no freeze in {v}", argv.join(" ")));
+    }
+    Ok(f)
+}
+
+fn section_migrate_online(_: &mut Lab, o: &Opts) -> Res<Report> {
+    let runs = o.online_runs;
+    println!(
+        "\n== section migrate-online: frozen time of a d2 online migration (suspend on the source .. resume on the target), release vzfs-migrate in the lab"
+    );
+    println!("   CT 101: 16 MiB dump, CT 102: 512 MiB dump (VZFS_LAB_DUMP_SIZE), each on its own ext4+MMP LUN; dump moved on a shared ext4+MMP dump device, or copied over ssh (stock)");
+    println!("   {runs} measured rounds after 1 warm-up round; each round moves both containers both ways a->b or b->a, order rotated");
+    let t = Instant::now();
+    let lab = migrate_lab()?;
+    let (a, b) = (lab.host("a"), lab.host("b"));
+    let lun = |name: &str, size: u64| {
+        lab.add_disk(
+            vzfs_lab::DiskSpec::new(name, &["a", "b"], vzfs_lab::Fs::Ext4Mmp).size_mib(size),
+        )
+        .map_err(lab_err(&format!("LUN {name}")))
+    };
+    let l1 = lun("on16", 64)?;
+    let l2 = lun("on512", 64)?;
+    let dump = lun("dump", 1200)?;
+    let dump_spec = dump.by_id_path().display().to_string();
+    for (l, ct, size) in [(&l1, "101", "16M"), (&l2, "102", "512M")] {
+        insulated_ct(a, l, ct, 1, 8)?;
+        host_ok(
+            a,
+            &format!("sed -i '1i VZFS_LAB_DUMP_SIZE=\"{size}\"' /etc/vz/conf/{ct}.conf"),
+        )?;
+        a.vzctl(&["start", ct])
+            .map_err(lab_err("vzctl start"))?
+            .ok()
+            .map_err(lab_err("vzctl start"))?;
+    }
+    // (ct, via dump device)
+    let variants = [("101", true), ("102", true), ("101", false), ("102", false)];
+    let mut frozen: Vec<Samples> = (0..4).map(|_| Samples::default()).collect();
+    let mut parts: Vec<Vec<serde_json::Value>> = (0..4).map(|_| Vec::new()).collect();
+    let mut at_a = true;
+    for round in 0..=runs {
+        // both containers move a->b (then b->a next time), once per variant pair
+        for half in 0..2 {
+            let (from, to) = if at_a { (a, b) } else { (b, a) };
+            for k in 0..2 {
+                let i = (round + k) % 2 + 2 * half;
+                let (ct, dev) = variants[i];
+                let f = online_freeze(from, to.name(), ct, dev.then_some(dump_spec.as_str()))?;
+                if round > 0 {
+                    let secs = f["frozen_seconds"].as_f64().unwrap_or(0.0);
+                    frozen[i].push(Duration::from_secs_f64(secs));
+                    parts[i].push(f);
+                }
+            }
+            at_a = !at_a;
+        }
+    }
+    for ct in ["101", "102"] {
+        let h = if at_a { a } else { b };
+        let _ = h.vzctl(&["stop", ct]);
+    }
+    lab.teardown().map_err(lab_err("lab teardown"))?;
+    println!("   ({:.1} s)", t.elapsed().as_secs_f64());
+    let names = [
+        "dump device, 16 MiB dump",
+        "dump device, 512 MiB dump",
+        "dump copied over ssh (stock), 16 MiB dump",
+        "dump copied over ssh (stock), 512 MiB dump",
+    ];
+    println!(
+        "  {:<46} {:>10} {:>10} {:>10}",
+        "frozen time (one migration)", "median ms", "p90 ms", "min ms"
+    );
+    for (n, s) in names.iter().zip(&frozen) {
+        println!(
+            "  {:<46} {:>10.1} {:>10.1} {:>10.1}",
+            n,
+            s.median(),
+            s.pct(90.0),
+            s.min()
+        );
+    }
+    println!("  breakdown, medians in ms (suspend+dump / dump transfer / second rsync / undump+resume / other):");
+    for (n, ps) in names.iter().zip(&parts) {
+        let med = |k: &str| {
+            let mut v: Vec<f64> = ps.iter().filter_map(|f| f[k].as_f64()).collect();
+            v.sort_by(|x, y| x.total_cmp(y));
+            v.get(v.len() / 2).copied().unwrap_or(0.0) * 1000.0
+        };
+        println!(
+            "    {:<44} {:>8.1} / {:>8.1} / {:>6.1} / {:>8.1} / {:>6.1}",
+            n,
+            med("suspend_dump_seconds"),
+            med("dump_transfer_seconds"),
+            med("second_rsync_seconds"),
+            med("undump_resume_seconds"),
+            med("other_seconds")
+        );
+    }
+    let r_dev = frozen[1].median() / frozen[0].median();
+    let r_copy = frozen[3].median() / frozen[2].median();
+    let lines = vec![
+        format!(
+            "[migrate-online] frozen time, dump device, 512 MiB / 16 MiB dump (medians): {r_dev:.3}x  (paired {:.3}x)  target <= {TARGET_ONLINE_DUMP}x: {}",
+            paired_ratio(&frozen[1], &frozen[0]),
+            verdict(r_dev, TARGET_ONLINE_DUMP)
+        ),
+        format!(
+            "[migrate-online] frozen time, dump copied over ssh (stock), 512 MiB / 16 MiB dump: {r_copy:.3}x  (paired {:.3}x)",
+            paired_ratio(&frozen[3], &frozen[2])
+        ),
+        format!(
+            "[migrate-online] copied / dump device: 16 MiB {:.3}x, 512 MiB {:.3}x (frozen {:.1} / {:.1} ms and {:.1} / {:.1} ms)",
+            frozen[2].median() / frozen[0].median(),
+            frozen[3].median() / frozen[1].median(),
+            frozen[2].median(),
+            frozen[0].median(),
+            frozen[3].median(),
+            frozen[1].median()
+        ),
+    ];
     for l in &lines {
         println!("  {l}");
     }

@@ -1,38 +1,48 @@
 //! vzfs-lab: drives the lab by hand and runs the demo.
 //!
 //! * `vzfs-lab demo [SCENARIO...]` / `vzfs-lab demo --list`: what `make demo` runs.
-//! * `vzfs-lab up [HOST...]`: builds a lab (default hosts a and b, one 64 MiB
-//!   ext4+MMP LUN `lun0` on all of them), prints how to enter each host, and
-//!   tears it down when you press Enter (or on end of input).
+//! * `vzfs-lab up [--install-hook] [HOST...]`: builds a lab (default hosts a
+//!   and b, one 64 MiB ext4+MMP LUN `lun0` on all of them), prints how to
+//!   enter each host, and tears it down on Enter, end of input, SIGINT,
+//!   SIGTERM or SIGHUP ([`vzfs_lab::up`]).
 //! * `vzfs-lab check`: says whether this machine can run labs.
-//! * `vzfs-lab --version` / `--help`.
+//! * `vzfs-lab --help`, `--version`.
 //!
 //! Exit codes: 0 success, 1 a demo scenario failed, 2 usage or machine error.
 
-use std::io::BufRead;
-use vzfs_lab::{demo, error_chain, preflight, Fs, Lab};
+use vzfs_lab::{demo, error_chain, preflight};
+
+const USAGE: &str = "usage: vzfs-lab demo [--list | SCENARIO...] | up [--install-hook] [HOST...] | check | --help | --version\n\
+\n\
+  demo     run the demo scenarios (all, or the ones named); --list lists them\n\
+  up       build a lab to explore by hand (see `vzfs-lab up --help`)\n\
+  check    say whether this machine can run labs\n\
+\n\
+Exit codes: 0 success, 1 a demo scenario failed, 2 usage or machine error.";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let code = match args.first().map(String::as_str) {
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            0
+        }
+        Some("-V" | "--version") => {
+            println!("vzfs-lab {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
         Some("demo") if args.get(1).map(String::as_str) == Some("--list") => {
             for (n, s, _) in demo::SCENARIOS {
                 println!("{n}\t{s}");
             }
             0
         }
+        Some("demo") if matches!(args.get(1).map(String::as_str), Some("-h" | "--help")) => {
+            println!("usage: vzfs-lab demo [--list | SCENARIO...]");
+            0
+        }
         Some("demo") => demo::run(&args[1..]),
-        Some("up") => up(&args[1..]),
-        Some("--version") | Some("-V") => {
-            println!("vzfs-lab {}", env!("CARGO_PKG_VERSION"));
-            0
-        }
-        Some("--help") | Some("-h") => {
-            println!(
-                "usage: vzfs-lab demo [--list | SCENARIO...] | up [HOST...] | check | --version"
-            );
-            0
-        }
+        Some("up") => vzfs_lab::up::up(&args[1..]),
         Some("check") => match preflight::preflight() {
             Ok(()) => {
                 println!("this machine can run vzfs labs");
@@ -44,55 +54,9 @@ fn main() {
             }
         },
         _ => {
-            eprintln!("usage: vzfs-lab demo [--list | SCENARIO...] | up [HOST...] | check");
+            eprintln!("{USAGE}");
             2
         }
     };
     std::process::exit(code);
-}
-
-fn up(hosts: &[String]) -> i32 {
-    let names: Vec<&str> = if hosts.is_empty() {
-        vec!["a", "b"]
-    } else {
-        hosts.iter().map(String::as_str).collect()
-    };
-    let r = Lab::builder().hosts(&names).start().and_then(|lab| {
-        let lun = lab.add_lun("lun0", &names, Fs::Ext4Mmp)?;
-        Ok((lab, lun))
-    });
-    let (lab, lun) = match r {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: {}", error_chain(&e));
-            return 2;
-        }
-    };
-    println!(
-        "lab {} is up (network {}, files in {})",
-        lab.tag(),
-        lab.subnet(),
-        lab.dir().display()
-    );
-    for h in lab.hosts() {
-        println!(
-            "  {}: {}  enter: nsenter -t {} -m -u -n bash   LUN lun0: {}",
-            h.name(),
-            h.ip(),
-            h.pid(),
-            lun.device(h.name()).display()
-        );
-    }
-    println!("press Enter to tear it down");
-    let _ = std::io::stdin().lock().read_line(&mut String::new());
-    match lab.teardown() {
-        Ok(()) => {
-            println!("lab removed");
-            0
-        }
-        Err(e) => {
-            eprintln!("error: {}", error_chain(&e));
-            2
-        }
-    }
 }

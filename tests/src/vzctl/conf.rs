@@ -109,10 +109,16 @@ pub fn subst_veid(v: &str, veid: &str) -> String {
     s
 }
 
+/// Keys vzctl manages itself and writes back in its own quoting on every
+/// `set --save`, even when their value did not change (seen with vzctl
+/// 4.11.1: `VE_LAYOUT=simfs` became `VE_LAYOUT="simfs"` after `set
+/// --hostname X --save`; VZCTL-CONTRACT.md).
+pub const REQUOTED_KEYS: &[&str] = &["VE_LAYOUT"];
+
 /// Rewrites a config text with `changes` the way `vzctl set --save` does:
-/// each line assigning a changed key becomes `KEY="value"`, every other byte
-/// stays, keys not present are appended (in the given order) after a final
-/// newline is ensured.
+/// each line assigning a changed key becomes `KEY="value"`, so does a line
+/// of a key of [`REQUOTED_KEYS`], every other byte stays, keys not present
+/// are appended (in the given order) after a final newline is ensured.
 pub fn rewrite(text: &[u8], changes: &[(String, String)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len() + 64);
     let mut seen = vec![false; changes.len()];
@@ -123,10 +129,13 @@ pub fn rewrite(text: &[u8], changes: &[(String, String)]) -> Vec<u8> {
             None => (rest, false, &rest[rest.len()..]),
         };
         let mut replaced = false;
-        if let Some((k, _)) = parse_line(line) {
+        if let Some((k, v)) = parse_line(line) {
             if let Some(i) = changes.iter().position(|(ck, _)| *ck == k) {
                 out.extend_from_slice(format!("{}=\"{}\"", changes[i].0, changes[i].1).as_bytes());
                 seen[i] = true;
+                replaced = true;
+            } else if REQUOTED_KEYS.contains(&k.as_str()) {
+                out.extend_from_slice(format!("{k}=\"{v}\"").as_bytes());
                 replaced = true;
             }
         }
@@ -222,6 +231,15 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "# comment\n\nVE_DEVICE='/dev/sdb1'\nVE_PRIVATE=\"/vz/private/$VEID\"\nODD  =  spacing\nX=1\nNEW=\"v\"\n"
+        );
+        // vzctl requotes the keys it manages even when unchanged
+        let out = rewrite(
+            b"VE_LAYOUT=simfs\nOTHER=x\n",
+            &[("HOSTNAME".into(), "h".into())],
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "VE_LAYOUT=\"simfs\"\nOTHER=x\nHOSTNAME=\"h\"\n"
         );
         // Non-UTF-8 bytes survive.
         let bin = b"A=\xff\xfe\nB=1\n";

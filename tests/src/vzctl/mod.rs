@@ -7,9 +7,19 @@
 //! environment, stdin and exit code 79 and its missing undo of premount
 //! ([`scripts`]), the container lock `LOCKDIR/<CTID>.lck` made with `link()`
 //! and `--skiplock` ([`lock`]), `status` line format, and vzctl's exit codes.
-//! Where the contract is silent it follows vzctl 4.x sources
-//! (messages, "already mounted" is success, `umount` of a running CT is a
-//! no-op with a message, `stop` of a stopped CT exits 0).
+//! It also does what the contract records of the real vzctl 4.11.1: `mount`
+//! of a mounted container says "Container is already mounted", exits 0 and
+//! runs no hook; `umount` of an unmounted one says "CT is not mounted" and
+//! exits 40; `status` warns `stat(<VE_ROOT>): No such file or directory` on
+//! stderr while `VE_ROOT` does not exist (stdout is still the one line);
+//! `set --save` writes the keys vzctl manages itself ([`conf::REQUOTED_KEYS`])
+//! back in its own quoting. Where the contract is silent it follows vzctl
+//! 4.x sources (messages, `umount` of a running CT is a no-op with a
+//! message, `stop` of a stopped CT exits 0).
+//!
+//! Lab-only: the config key `VZFS_LAB_DUMP_SIZE` ([`DUMP_SIZE_KEY`]) sets the
+//! size of the memory image `chkpnt` writes into the dump (and `restore`
+//! reads back), so that an online migration's freeze can be measured.
 //!
 //! What is simulated: on a non-OpenVZ kernel vzctl mounts a simfs container
 //! as a bind mount of `VE_PRIVATE` on `VE_ROOT`; so does the double. A
@@ -506,6 +516,17 @@ impl Vz {
     }
 
     fn status(&mut self) -> R {
+        if let Some(r) = self.root() {
+            if let Err(e) = std::fs::metadata(&r) {
+                // vzctl 4.11.1: a warning on stderr while VE_ROOT does not
+                // exist; stdout is still the one status line
+                let text = e
+                    .raw_os_error()
+                    .map(|c| nix::errno::Errno::from_raw(c).desc().to_string())
+                    .unwrap_or_else(|| e.to_string());
+                eprintln!("stat({r}): {text}");
+            }
+        }
         let exist = self.has_conf && self.private().is_some_and(|p| Path::new(&p).is_dir());
         let mounted = self.root().is_some_and(|r| self.is_mounted(&r));
         let running = workload_pid(&self.veid).is_some();
@@ -887,7 +908,16 @@ impl Vz {
         if let Some(d) = dumpfile.parent() {
             let _ = std::fs::create_dir_all(d);
         }
-        if let Err(e) = conf::write_atomic(dumpfile, text.as_bytes()) {
+        let size = match self.conf.get(DUMP_SIZE_KEY).map(parse_size) {
+            None => 0,
+            Some(Some(n)) => n,
+            Some(None) => {
+                let m = format!("Bad {DUMP_SIZE_KEY} value (want BYTES[K|M|G])");
+                self.err(&m);
+                return Err(VZ_CHKPNT_ERROR);
+            }
+        };
+        if let Err(e) = write_dump(dumpfile, text.as_bytes(), size) {
             let m = format!("Unable to write dump file {}: {e}", dumpfile.display());
             self.err(&m);
             return Err(VZ_CHKPNT_ERROR);
@@ -961,7 +991,7 @@ impl Vz {
     }
 
     fn undump(&mut self, dumpfile: &Path) -> R {
-        let text = match std::fs::read_to_string(dumpfile) {
+        let text = match read_dump(dumpfile) {
             Ok(t) => t,
             Err(e) => {
                 let m = format!("Unable to open dump file {}: {e}", dumpfile.display());
@@ -1056,6 +1086,74 @@ impl Vz {
         }
         Ok(())
     }
+}
+
+/// Lab-only config key: the size of the container's memory image, which
+/// `chkpnt` writes into the dump file (after the header) and `restore`
+/// reads back, so an online migration's freeze can be measured with a
+/// realistic dump (`16M`, `512M`; default: the header only).
+pub const DUMP_SIZE_KEY: &str = "VZFS_LAB_DUMP_SIZE";
+
+/// `123`, `16K`, `16M`, `1G` -> bytes.
+pub fn parse_size(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let (num, mult) = match v.chars().last()? {
+        'k' | 'K' => (&v[..v.len() - 1], 1u64 << 10),
+        'm' | 'M' => (&v[..v.len() - 1], 1 << 20),
+        'g' | 'G' => (&v[..v.len() - 1], 1 << 30),
+        _ => (v, 1),
+    };
+    num.parse::<u64>().ok()?.checked_mul(mult)
+}
+
+/// Write the dump as vzctl does (the file opened with `O_TRUNC`, written,
+/// closed; no fsync: the data reaches the disk with the page cache, or when
+/// its filesystem is unmounted): `header`, then the memory image up to
+/// `size` bytes in all (not zeros, so that rsync's `--sparse` cannot skip
+/// it).
+fn write_dump(path: &Path, header: &[u8], size: u64) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(header)?;
+    let mut left = size.saturating_sub(header.len() as u64);
+    let mut block = vec![0u8; 1 << 20];
+    let mut x: u32 = 0x9e37_79b9;
+    for b in block.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = (x as u8) | 1;
+    }
+    while left > 0 {
+        let n = left.min(block.len() as u64) as usize;
+        f.write_all(&block[..n])?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+/// Read a dump: the whole file (as restore reads the memory image), the
+/// header lines returned.
+fn read_dump(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut head = vec![0u8; 4096];
+    let mut got = 0;
+    while got < head.len() {
+        let n = f.read(&mut head[got..])?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    head.truncate(got);
+    let mut sink = vec![0u8; 1 << 20];
+    while f.read(&mut sink)? > 0 {}
+    let end = head
+        .windows(1)
+        .position(|w| w[0] != b'\n' && !w[0].is_ascii_graphic() && w[0] != b' ')
+        .unwrap_or(head.len());
+    Ok(String::from_utf8_lossy(&head[..end]).into_owned())
 }
 
 fn proc_state(pid: i32) -> Option<char> {

@@ -187,7 +187,8 @@ pub fn recover(h: &Host) -> vzfs_lab::Output {
 /// Did the stderr of a failed run report `step` as undone (or as a step
 /// that had nothing to do, so owes no undo)?
 pub fn step_undone(err: &str, step: &str) -> bool {
-    err.contains(&format!("undo {step} (")) || err.contains(&format!("step {step}: nothing to do"))
+    err.contains(&format!("undo {step} ("))
+        || err.contains(&format!("undo {step}: nothing to undo"))
 }
 
 /// `vzdqdump 101 -U -G -T -F` on `h`; None when `h` has no quota file of
