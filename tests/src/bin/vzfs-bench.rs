@@ -942,6 +942,18 @@ fn verify(
     ))
 }
 
+/// mount(2) of the bench's ext4 device, in this process.
+fn raw_mount(node: &Path, mp: &Path) -> Res<()> {
+    nix::mount::mount(Some(node), mp, Some("ext4"), MsFlags::empty(), None::<&str>)
+        .map_err(|e| format!("mount({}, {}, ext4): {e}", node.display(), mp.display()))
+}
+
+/// umount2(2) in this process.
+fn raw_umount(mp: &Path) -> Res<()> {
+    nix::mount::umount2(mp, MntFlags::empty())
+        .map_err(|e| format!("umount2({}): {e}", mp.display()))
+}
+
 /// One premount+postumount pair; returns the time of both steps together,
 /// excluding the checks between them.
 fn one_pair(lab: &Lab, m: Method, node: &Path, dev: &str) -> Res<Duration> {
@@ -950,19 +962,11 @@ fn one_pair(lab: &Lab, m: Method, node: &Path, dev: &str) -> Res<Duration> {
         match m {
             Method::Raw => {
                 let t = Instant::now();
-                nix::mount::mount(
-                    Some(node),
-                    &mp,
-                    Some("ext4"),
-                    MsFlags::empty(),
-                    None::<&str>,
-                )
-                .map_err(|e| format!("mount({}, {}, ext4): {e}", node.display(), mp.display()))?;
+                raw_mount(node, &mp)?;
                 let up = t.elapsed();
                 verify(lab, dev, true, "mount(2)", None)?;
                 let t = Instant::now();
-                nix::mount::umount2(&mp, MntFlags::empty())
-                    .map_err(|e| format!("umount2({}): {e}", mp.display()))?;
+                raw_umount(&mp)?;
                 let down = t.elapsed();
                 verify(lab, dev, false, "umount2(2)", None)?;
                 Ok(up + down)
@@ -1000,20 +1004,12 @@ fn one_pair(lab: &Lab, m: Method, node: &Path, dev: &str) -> Res<Duration> {
             Method::TrueFloor => {
                 let t = Instant::now();
                 let o = run_plain(&["/bin/true"])?;
-                nix::mount::mount(
-                    Some(node),
-                    &mp,
-                    Some("ext4"),
-                    MsFlags::empty(),
-                    None::<&str>,
-                )
-                .map_err(|e| format!("mount({}, {}, ext4): {e}", node.display(), mp.display()))?;
+                raw_mount(node, &mp)?;
                 let up = t.elapsed();
                 verify(lab, dev, true, "/bin/true + mount(2)", Some(&o))?;
                 let t = Instant::now();
                 let o = run_plain(&["/bin/true"])?;
-                nix::mount::umount2(&mp, MntFlags::empty())
-                    .map_err(|e| format!("umount2({}): {e}", mp.display()))?;
+                raw_umount(&mp)?;
                 let down = t.elapsed();
                 verify(lab, dev, false, "/bin/true + umount2(2)", Some(&o))?;
                 Ok(up + down)
