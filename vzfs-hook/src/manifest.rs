@@ -109,7 +109,11 @@ fn describe_diff(a: &Entry, b: &Entry) -> String {
         d.push("content".into());
     }
     if a.mtime != b.mtime {
-        d.push("mtime".into());
+        let t = |m: Option<(i64, i64)>| {
+            m.map(|(s, ns)| format!("{s}.{ns:09}"))
+                .unwrap_or_else(|| "-".into())
+        };
+        d.push(format!("mtime {} -> {}", t(a.mtime), t(b.mtime)));
     }
     if a.xattrs != b.xattrs {
         let names = |m: &BTreeMap<Vec<u8>, Vec<u8>>| {

@@ -620,7 +620,7 @@ fn check_checkpoint_support(
 }
 
 /// ` (mounted at ...; used by pid ...)` for a device in use.
-fn in_use_detail(d: &hostops::DevFacts) -> String {
+pub fn in_use_detail(d: &hostops::DevFacts) -> String {
     let mut parts = Vec::new();
     if !d.mounted_at.is_empty() {
         parts.push(format!(
@@ -643,7 +643,7 @@ fn in_use_detail(d: &hostops::DevFacts) -> String {
 }
 
 /// A device name that stays the same across reboots and nodes.
-fn stable_name(spec: &str) -> bool {
+pub fn stable_name(spec: &str) -> bool {
     spec.starts_with("UUID=") || spec.starts_with("LABEL=") || spec.starts_with("/dev/disk/by-")
 }
 

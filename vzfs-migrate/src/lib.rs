@@ -9,6 +9,7 @@
 //! helper session on the target), [`transport`] (ssh, rsync), [`vzctl`], [`lock`], [`journal`], [`failpoint`], [`signals`].
 
 pub mod cli;
+pub mod create;
 pub mod engine;
 pub mod error;
 pub mod failpoint;
@@ -18,6 +19,7 @@ pub mod journal;
 pub mod lock;
 pub mod ops;
 pub mod plan;
+pub mod runner;
 pub mod session;
 pub mod signals;
 pub mod transport;

@@ -153,7 +153,7 @@ pub fn main(args: Vec<String>) -> i32 {
 
 const USAGE: &str = "Usage: vzctl [options] <command> <ctid> [parameters]
 (vzfs lab test double of vzctl 4.x)
-vzctl create <ctid> [--ostemplate <name>] [--config <name>] [--private <path>] [--root <path>] [--hostname <name>]
+vzctl create <ctid> [--ostemplate <name>] [--config <name>] [--private <path>] [--root <path>] [--hostname <name>] [--ipadd <addr>]...
 vzctl destroy | mount | umount | status <ctid>
 vzctl start <ctid> [--skip-remount] [--wait] [--force]
 vzctl stop <ctid> [--fast] [--skip-umount]
@@ -190,6 +190,7 @@ impl Opts {
                 ("private", true),
                 ("root", true),
                 ("hostname", true),
+                ("ipadd", true),
                 ("layout", true),
             ],
             "chkpnt" => &[
@@ -243,6 +244,13 @@ impl Opts {
     }
     fn flag(&self, n: &str) -> bool {
         self.items.iter().any(|(k, _)| k == n)
+    }
+    fn values(&self, n: &str) -> Vec<&str> {
+        self.items
+            .iter()
+            .filter(|(k, _)| k == n)
+            .filter_map(|(_, v)| v.as_deref())
+            .collect()
     }
     fn value(&self, n: &str) -> Option<&str> {
         self.items
@@ -822,6 +830,11 @@ impl Vz {
         ];
         if let Some(h) = opts.value("hostname") {
             changes.push(("HOSTNAME".into(), h.to_string()));
+        }
+        // every --ipadd, space-separated, as vzctl writes IP_ADDRESS
+        let ips: Vec<&str> = opts.values("ipadd");
+        if !ips.is_empty() {
+            changes.push(("IP_ADDRESS".into(), ips.join(" ")));
         }
         let text = conf::rewrite(&base, &changes);
         if let Err(e) = conf::write_atomic(&self.conffile, &text) {
