@@ -62,11 +62,9 @@ impl Manifest {
         for (p, a) in &self.entries {
             match copy.entries.get(p) {
                 None => out.push(format!("{} is missing", p.display())),
-                Some(b) if a != b => out.push(format!(
-                    "{} differs: {}",
-                    p.display(),
-                    describe_diff(a, b)
-                )),
+                Some(b) if a != b => {
+                    out.push(format!("{} differs: {}", p.display(), describe_diff(a, b)))
+                }
                 Some(_) => {}
             }
         }
@@ -132,8 +130,13 @@ fn describe_diff(a: &Entry, b: &Entry) -> String {
 }
 
 fn cpath(p: &Path) -> Result<CString> {
-    CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| Error::io("read extended attributes of", p, std::io::Error::other("NUL in path")))
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| {
+        Error::io(
+            "read extended attributes of",
+            p,
+            std::io::Error::other("NUL in path"),
+        )
+    })
 }
 
 /// Every extended attribute of `p` (not following a symlink).
@@ -266,7 +269,10 @@ pub fn take(top: &Path, skip_top: &[&str]) -> Result<Manifest> {
             'f' => (md.size(), checksum(&full)?),
             'l' => {
                 let t = std::fs::read_link(&full).map_err(|e| Error::io("read link", &full, e))?;
-                (md.size(), String::from_utf8_lossy(t.as_os_str().as_bytes()).into_owned())
+                (
+                    md.size(),
+                    String::from_utf8_lossy(t.as_os_str().as_bytes()).into_owned(),
+                )
             }
             'b' | 'c' => (0, format!("{:x}", md.rdev())),
             _ => (0, String::new()),
@@ -300,8 +306,7 @@ pub fn take(top: &Path, skip_top: &[&str]) -> Result<Manifest> {
             for ent in rd {
                 let ent = ent.map_err(|e| Error::io("list", &full, e))?;
                 let name = ent.file_name();
-                if rel == Path::new(".")
-                    && skip_top.iter().any(|s| name.as_bytes() == s.as_bytes())
+                if rel == Path::new(".") && skip_top.iter().any(|s| name.as_bytes() == s.as_bytes())
                 {
                     continue;
                 }
@@ -355,7 +360,10 @@ mod tests {
         // mtimes differ (made at different instants): align them
         for p in ["a/f", "a", "a/b"] {
             let t = std::fs::metadata(x.join(p)).unwrap().modified().unwrap();
-            std::fs::File::open(y.join(p)).unwrap().set_modified(t).unwrap();
+            std::fs::File::open(y.join(p))
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
         }
         let mx = take(&x, &[]).unwrap();
         let my = take(&y, &["lost+found"]).unwrap();
@@ -369,14 +377,24 @@ mod tests {
         std::fs::write(y.join("extra"), "").unwrap();
         let d = mx.diff(&take(&y, &["lost+found"]).unwrap(), 10);
         let all = d.join("\n");
-        assert!(all.contains("a/b/g differs: size") || all.contains("a/b/g differs: content"), "{all}");
-        assert!(all.contains("a/b differs: mode 755 -> 700") || all.contains("a/b differs: mode"), "{all}");
+        assert!(
+            all.contains("a/b/g differs: size") || all.contains("a/b/g differs: content"),
+            "{all}"
+        );
+        assert!(
+            all.contains("a/b differs: mode 755 -> 700") || all.contains("a/b differs: mode"),
+            "{all}"
+        );
         assert!(all.contains("extra is extra"), "{all}");
         std::fs::remove_file(y.join("a/b/g")).unwrap();
         std::fs::write(y.join("a/b/g"), "hello").unwrap();
         let all = mx.diff(&take(&y, &["lost+found"]).unwrap(), 10).join("\n");
         assert!(all.contains("hard-link groups differ"), "{all}");
-        assert!(mx.diff(&take(&y, &[]).unwrap(), 1).last().unwrap().starts_with("... and"));
+        assert!(mx
+            .diff(&take(&y, &[]).unwrap(), 1)
+            .last()
+            .unwrap()
+            .starts_with("... and"));
         std::fs::remove_dir_all(&x).unwrap();
         std::fs::remove_dir_all(&y).unwrap();
     }

@@ -46,10 +46,12 @@ pub fn execute<P: Plan>(
     let commit = p.commit_index();
     let n = steps.len();
     let mut failure = None;
+    let mut committed = false;
     for (i, step) in steps.iter().enumerate() {
         let name = p.name(step);
-        if i == commit {
+        if i == commit && !committed {
             j.append(&Record::Commit)?;
+            committed = true;
             signals::set_critical(true);
         }
         if i < commit {
@@ -73,6 +75,13 @@ pub fn execute<P: Plan>(
         match r {
             Ok(noop) => {
                 j.append(&Record::Done { i, noop })?;
+                if i + 1 == commit {
+                    // durable as soon as the commit step is: from here on
+                    // the run is finished forward, never undone
+                    j.append(&Record::Commit)?;
+                    committed = true;
+                    signals::set_critical(true);
+                }
                 if noop {
                     transport::log(&format!("step {name}: nothing to do (no undo owed)"));
                 }

@@ -133,11 +133,20 @@ pub struct Cli {
     pub verbose: u8,
 
     /// The vzctl to run.
-    #[arg(long = "vzctl", value_name = "PATH", env = "VZFS_VZCTL", default_value = "vzctl")]
+    #[arg(
+        long = "vzctl",
+        value_name = "PATH",
+        env = "VZFS_VZCTL",
+        default_value = "vzctl"
+    )]
     pub vzctl: String,
 
     /// Where the journal lives (default: LOCKDIR from vz.conf).
-    #[arg(long = "journal-dir", value_name = "DIR", env = "VZFS_CREATE_JOURNAL_DIR")]
+    #[arg(
+        long = "journal-dir",
+        value_name = "DIR",
+        env = "VZFS_CREATE_JOURNAL_DIR"
+    )]
     pub journal_dir: Option<PathBuf>,
 
     /// The container ID.
@@ -146,7 +155,11 @@ pub struct Cli {
 
     /// Options for `vzctl create` (--ostemplate, --config, --hostname,
     /// --ipadd, --private, --root, ...), last.
-    #[arg(value_name = "VZCTL_CREATE_OPTIONS", trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(
+        value_name = "VZCTL_CREATE_OPTIONS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     pub vzctl_args: Vec<String>,
 }
 
@@ -287,8 +300,18 @@ mod tests {
     #[test]
     fn our_options_before_or_after_the_ctid_vzctl_options_last() {
         let o = p(&[
-            "101", "--device", "/dev/sdg1", "--mkfs", "ext4", "--mmp", "--ostemplate",
-            "centos-6", "--hostname", "web", "--ipadd", "10.0.0.5",
+            "101",
+            "--device",
+            "/dev/sdg1",
+            "--mkfs",
+            "ext4",
+            "--mmp",
+            "--ostemplate",
+            "centos-6",
+            "--hostname",
+            "web",
+            "--ipadd",
+            "10.0.0.5",
         ])
         .unwrap();
         assert_eq!(o.mode, Mode::Create);
@@ -298,9 +321,25 @@ mod tests {
         assert!(o.mmp);
         assert_eq!(
             o.vzctl_args,
-            ["--ostemplate", "centos-6", "--hostname", "web", "--ipadd", "10.0.0.5"]
+            [
+                "--ostemplate",
+                "centos-6",
+                "--hostname",
+                "web",
+                "--ipadd",
+                "10.0.0.5"
+            ]
         );
-        let o = p(&["--device", "UUID=ab", "-t", "--json", "7", "--ostemplate", "x"]).unwrap();
+        let o = p(&[
+            "--device",
+            "UUID=ab",
+            "-t",
+            "--json",
+            "7",
+            "--ostemplate",
+            "x",
+        ])
+        .unwrap();
         assert!(o.times && o.json);
         assert_eq!(o.vzctl_args, ["--ostemplate", "x"]);
         let o = p(&["--convert", "101", "--device", "/dev/x", "--restart"]).unwrap();
@@ -309,7 +348,11 @@ mod tests {
         let o = p(&["--convert", "--to-shared", "101"]).unwrap();
         assert_eq!(o.mode, Mode::ToShared);
         assert_eq!(p(&["--recover", "101"]).unwrap().mode, Mode::Recover);
-        assert!(p(&["--check-only", "--device", "/dev/x", "5"]).unwrap().check_only);
+        assert!(
+            p(&["--check-only", "--device", "/dev/x", "5"])
+                .unwrap()
+                .check_only
+        );
     }
 
     #[test]
@@ -319,7 +362,14 @@ mod tests {
             &["abc", "--device", "/dev/x"],
             &["--to-shared", "101"],
             &["--convert", "--to-shared", "101", "--device", "/dev/x"],
-            &["--convert", "101", "--device", "/dev/x", "--ostemplate", "t"],
+            &[
+                "--convert",
+                "101",
+                "--device",
+                "/dev/x",
+                "--ostemplate",
+                "t",
+            ],
             &["101", "--device", "/dev/x", "--force"],
             &["101", "--device", "/dev/x", "--mkfs", "xfs", "--mmp"],
             &["101", "--device", "/dev/x", "--mkfs", "btrfs"],

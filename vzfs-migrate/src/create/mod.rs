@@ -281,12 +281,14 @@ fn check_hook(etc: &VzEtc, ctid: u32) -> Result<()> {
     let mut missing = Vec::new();
     for (kind, found) in [("premount", &h.premount), ("postumount", &h.postumount)] {
         match found {
-            Some(s) if !crate::helper::hook_version_compatible(&s.version) => missing.push(format!(
-                "{} is vzfs-hook {}, not compatible with vzfs-create {}",
-                s.path.display(),
-                s.version,
-                crate::helper::VERSION
-            )),
+            Some(s) if !crate::helper::hook_version_compatible(&s.version) => {
+                missing.push(format!(
+                    "{} is vzfs-hook {}, not compatible with vzfs-create {}",
+                    s.path.display(),
+                    s.version,
+                    crate::helper::VERSION
+                ))
+            }
             Some(_) => {}
             None => missing.push(format!("no vps.{kind} or {ctid}.{kind} that is vzfs-hook")),
         }
@@ -570,8 +572,16 @@ fn prepare_convert(opts: &Options, etc: &VzEtc, job: &mut Job) -> Result<()> {
             format!("CT {ctid}"),
             format!(
                 "is {}; add --restart to stop it, convert it and {} it again",
-                if job.was == Was::Running { "running" } else { "mounted" },
-                if job.was == Was::Running { "start" } else { "mount" }
+                if job.was == Was::Running {
+                    "running"
+                } else {
+                    "mounted"
+                },
+                if job.was == Was::Running {
+                    "start"
+                } else {
+                    "mount"
+                }
             ),
         ));
     }
@@ -639,7 +649,11 @@ fn prepare_convert(opts: &Options, etc: &VzEtc, job: &mut Job) -> Result<()> {
         let used = vzfs::manifest::take(&job.private, &[])
             .map_err(|e| hostops::lib_err(format!("CT {ctid}: VE_PRIVATE"), e))?
             .allocated();
-        if let Some(size) = job.device_node.as_deref().and_then(hostops::block_size_bytes) {
+        if let Some(size) = job
+            .device_node
+            .as_deref()
+            .and_then(hostops::block_size_bytes)
+        {
             if used >= size {
                 return Err(Error::check(
                     Kind::Copy,
@@ -826,7 +840,9 @@ fn recover(opts: &Options, etc: &VzEtc, sum: &mut Summary) -> Result<()> {
         return Err(Error::check(
             Kind::Usage,
             format!("journal {}", jpath.display()),
-            format!("does not exist: there is no unfinished vzfs-create run of CT {ctid} to recover"),
+            format!(
+                "does not exist: there is no unfinished vzfs-create run of CT {ctid} to recover"
+            ),
         ));
     }
     let lock = CtLock::acquire(&lockdir, ctid, "creating")?;
@@ -907,14 +923,23 @@ mod tests {
 
     #[test]
     fn vzctl_option_values() {
-        let a: Vec<String> = ["--ostemplate", "t1", "--private=/p/$VEID", "--hostname", "h"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let a: Vec<String> = [
+            "--ostemplate",
+            "t1",
+            "--private=/p/$VEID",
+            "--hostname",
+            "h",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         assert_eq!(opt_value(&a, "ostemplate"), Some("t1"));
         assert_eq!(opt_value(&a, "private"), Some("/p/$VEID"));
         assert_eq!(opt_value(&a, "root"), None);
-        assert_eq!(without_private(&a), ["--ostemplate", "t1", "--hostname", "h"]);
+        assert_eq!(
+            without_private(&a),
+            ["--ostemplate", "t1", "--hostname", "h"]
+        );
         let b: Vec<String> = ["--private", "/x", "--ipadd", "1.2.3.4"]
             .iter()
             .map(|s| s.to_string())

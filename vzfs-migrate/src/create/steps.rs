@@ -109,7 +109,10 @@ pub fn describe(job: &Job, s: &Step) -> String {
             src(job).display()
         ),
         Step::Umount => format!("unmount {dev} from {private} (released)"),
-        Step::Swap => format!("replace the empty mount point {private} by {}", p(&job.aside)),
+        Step::Swap => format!(
+            "replace the empty mount point {private} by {}",
+            p(&job.aside)
+        ),
         Step::Config => match job.mode {
             Mode::ToShared => format!("remove the VE_DEVICE* lines from {}", job.conf.display()),
             Mode::Create => format!(
@@ -306,7 +309,9 @@ fn rm_tree(p: &Path) -> Result<()> {
             }
             std::fs::remove_dir_all(p).map_err(|e| Error::io(Kind::System, "cannot remove", p, e))
         }
-        Ok(_) => std::fs::remove_file(p).map_err(|e| Error::io(Kind::System, "cannot remove", p, e)),
+        Ok(_) => {
+            std::fs::remove_file(p).map_err(|e| Error::io(Kind::System, "cannot remove", p, e))
+        }
     }
 }
 
@@ -436,9 +441,8 @@ impl crate::runner::Plan for Ctx {
                 }
                 let m = vzfs::manifest::take(&from, self.skip_lf())
                     .map_err(|e| hostops::lib_err(format!("manifest of {}", from.display()), e))?;
-                let st = nix::sys::statvfs::statvfs(&to).map_err(|e| {
-                    Error::io(Kind::System, "cannot statvfs", &to, e.into())
-                })?;
+                let st = nix::sys::statvfs::statvfs(&to)
+                    .map_err(|e| Error::io(Kind::System, "cannot statvfs", &to, e.into()))?;
                 let avail = st.blocks_available() as u64 * st.fragment_size() as u64;
                 if m.allocated() > avail {
                     return Err(Error::check(
@@ -523,8 +527,9 @@ impl crate::runner::Plan for Ctx {
                             "VE_DEVICE_OPTIONS",
                             "VE_DEVICE_FSCK",
                         ] {
-                            config::remove_key(c, k)
-                                .map_err(|e| hostops::cfg_err(Kind::ApplyConfig, format!("remove {k}"), e))?;
+                            config::remove_key(c, k).map_err(|e| {
+                                hostops::cfg_err(Kind::ApplyConfig, format!("remove {k}"), e)
+                            })?;
                         }
                     }
                     _ => {
@@ -536,7 +541,10 @@ impl crate::runner::Plan for Ctx {
                             "set VE_DEVICE",
                         )?;
                         if let Some(t) = &j.fstype {
-                            cfg_edit(config::set_key(c, "VE_DEVICE_FSTYPE", t), "set VE_DEVICE_FSTYPE")?;
+                            cfg_edit(
+                                config::set_key(c, "VE_DEVICE_FSTYPE", t),
+                                "set VE_DEVICE_FSTYPE",
+                            )?;
                         }
                     }
                 }
@@ -590,7 +598,12 @@ impl crate::runner::Plan for Ctx {
             }
             Step::Mkfs | Step::Verify => Ok(()),
             Step::Mmp => self.run_cmd(
-                &["tune2fs".into(), "-O".into(), "^mmp".into(), p(&j.device_node)],
+                &[
+                    "tune2fs".into(),
+                    "-O".into(),
+                    "^mmp".into(),
+                    p(&j.device_node),
+                ],
                 Kind::DeviceCheck,
             ),
             Step::CreateTmp => {
@@ -681,8 +694,9 @@ impl crate::runner::Plan for Ctx {
                 _ => {
                     let c = &j.conf;
                     for k in ["VE_DEVICE", "VE_DEVICE_FSTYPE"] {
-                        config::remove_key(c, k)
-                            .map_err(|e| hostops::cfg_err(Kind::ApplyConfig, format!("remove {k}"), e))?;
+                        config::remove_key(c, k).map_err(|e| {
+                            hostops::cfg_err(Kind::ApplyConfig, format!("remove {k}"), e)
+                        })?;
                     }
                     if j.mode == Mode::Create {
                         if let Some(t) = &j.tmp_private {
