@@ -19,6 +19,7 @@ pub mod journal;
 pub mod lock;
 pub mod ops;
 pub mod plan;
+pub mod protocol;
 pub mod runner;
 pub mod session;
 pub mod signals;
