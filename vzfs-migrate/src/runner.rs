@@ -1,37 +1,186 @@
-//! The step runner of a node-local plan (`vzfs-create`), on the same
-//! journal ([`crate::journal`]), failpoints ([`crate::failpoint`]), signal
-//! handling ([`crate::signals`]) and summary ([`crate::engine::Summary`])
-//! as the migration engine: each step is journaled (`begin i`) before it
-//! runs and (`done i`) after; failpoints `before:STEP`, `after:STEP`,
-//! `undo:STEP`; once the step at the commit index is reached `commit` is
-//! journaled and a later failure finishes forward (`--recover` runs the
-//! remaining steps) instead of undoing; before that, a failure undoes the
-//! begun steps in reverse order, each undo journaled (`undone i`) and
-//! reported; a failed undo stops the undo (each undo of a node-local plan
-//! needs the later ones) and leaves the journal for `--recover`.
+//! The engine both tools run their plans on (`vzfs-migrate`'s migration,
+//! `vzfs-create`'s creation and conversion): each step journaled
+//! ([`crate::journal`]: `begin i` before it runs, `done i` after), with
+//! failpoints `before:STEP`, `after:STEP`, `undo:STEP`
+//! ([`crate::failpoint`]); the commit journaled once the plan's commit step
+//! is done (or when the first step after it begins), after which a failure
+//! finishes forward (`--recover` runs the remaining steps) instead of
+//! undoing; before it, a failure undoes the begun steps in reverse order,
+//! each undo journaled (`undone i`) and reported, a failed undo blocking
+//! only the undos that need it ([`Plan::undo_side`], [`Plan::undo_needs`]);
+//! signals ([`crate::signals`]) interrupt before the critical section and
+//! are deferred inside it. What a step does, the plan says ([`Plan`]); the
+//! outcome goes into a [`Summary`] (for `-t` and `--json`).
 
-use crate::engine::{StepReport, Summary, UndoReport};
 use crate::error::{Error, Result};
 use crate::failpoint::Failpoints;
 use crate::journal::{self, Journal, Record};
 use crate::signals;
 use crate::transport::{self, say};
+use serde::Serialize;
+use std::path::Path;
 use std::time::Instant;
 
-/// What a plan's steps are and do.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub name: String,
+    /// "done", "noop", "failed"
+    pub status: String,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UndoReport {
+    pub name: String,
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
+/// The frozen time of an online migration (from the suspend on the source
+/// to the resume on the target), in stock vzmigrate's phases.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Freeze {
+    /// suspend-src + dump-src (+ kill-src: the image is final then)
+    pub suspend_dump_seconds: f64,
+    /// copy-dump, or the dump device's unmount on the source and mount on
+    /// the target ("copy" or "device")
+    pub dump_transfer_seconds: f64,
+    pub dump_transfer: String,
+    /// sync-2 (copy scenarios; 0 for a handoff)
+    pub second_rsync_seconds: f64,
+    /// undump-dst + resume-dst
+    pub undump_resume_seconds: f64,
+    /// everything else while frozen (unmounting and mounting the
+    /// container's device, the quota)
+    pub other_seconds: f64,
+    /// wall time from the start of the suspend to the end of the resume
+    pub frozen_seconds: f64,
+    /// size of the dump file, when known
+    pub dump_bytes: Option<u64>,
+}
+
+/// What a run did (`-t`, `--json`).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Summary {
+    pub ctid: u32,
+    pub target: String,
+    pub scenario: Option<String>,
+    pub state: Option<String>,
+    /// "migrated", "created", "converted", "checked", "undone",
+    /// "undo-incomplete", "failed", "recovered"
+    pub result: String,
+    pub steps: Vec<StepReport>,
+    pub undo: Vec<UndoReport>,
+    pub downtime_seconds: Option<f64>,
+    /// Online migrations: how long the container was frozen, and where
+    /// that time went.
+    pub freeze: Option<Freeze>,
+    pub total_seconds: f64,
+    pub plan: Option<String>,
+    pub error: Option<String>,
+    pub exit_code: i32,
+}
+
+/// `-t`: the time of every step, the downtime, the freeze, the total.
+pub fn print_times(sum: &Summary) {
+    eprintln!("times:");
+    for s in &sum.steps {
+        eprintln!("  {:<20} {:>9.3}s  {}", s.name, s.seconds, s.status);
+    }
+    if let Some(d) = sum.downtime_seconds {
+        eprintln!("  {:<20} {:>9.3}s", "downtime", d);
+    }
+    if let Some(f) = &sum.freeze {
+        eprintln!(
+            "online freeze{}:",
+            f.dump_bytes
+                .map(|b| format!(" (dump {:.1} MiB)", b as f64 / (1u64 << 20) as f64))
+                .unwrap_or_default()
+        );
+        eprintln!("  {:<20} {:>9.3}s", "suspend+dump", f.suspend_dump_seconds);
+        eprintln!(
+            "  {:<20} {:>9.3}s",
+            format!("dump transfer ({})", f.dump_transfer),
+            f.dump_transfer_seconds
+        );
+        eprintln!("  {:<20} {:>9.3}s", "second rsync", f.second_rsync_seconds);
+        eprintln!(
+            "  {:<20} {:>9.3}s",
+            "undump+resume", f.undump_resume_seconds
+        );
+        eprintln!("  {:<20} {:>9.3}s", "other", f.other_seconds);
+        eprintln!("  {:<20} {:>9.3}s", "frozen total", f.frozen_seconds);
+    }
+    eprintln!("  {:<20} {:>9.3}s", "total", sum.total_seconds);
+}
+
+/// What a plan's steps are and do. The defaults suit a node-local plan
+/// whose every undo needs the later ones (`vzfs-create`).
 pub trait Plan {
     type Step: Clone;
     fn steps(&self) -> Vec<Self::Step>;
     /// Index of the first step after the commit (`steps().len()`: none).
     fn commit_index(&self) -> usize;
+    /// Signals are deferred from this step on, if any.
+    fn critical_index(&self) -> Option<usize> {
+        None
+    }
+    /// The last step before the commit commits as soon as it is done
+    /// (otherwise the commit is journaled when the next step begins).
+    fn commits_when_done(&self, _s: &Self::Step) -> bool {
+        true
+    }
     fn name(&self, s: &Self::Step) -> String;
     fn describe(&self, s: &Self::Step) -> String;
     fn undo_describe(&self, s: &Self::Step) -> String;
     /// Run a step; `Ok(true)` when it found nothing to do (no undo owed).
     fn run(&mut self, s: &Self::Step) -> Result<bool>;
-    fn undo(&mut self, s: &Self::Step) -> Result<()>;
+    /// Undo a step; `begun` are all steps that began.
+    fn undo(&mut self, s: &Self::Step, begun: &[Self::Step]) -> Result<()>;
     /// The command that finishes an interrupted run (`vzfs-create --recover 101`).
     fn recover_hint(&self) -> String;
+    /// Whether a begun step owes an undo at all (steps after the commit never do).
+    fn owes_undo(&self, _s: &Self::Step) -> bool {
+        true
+    }
+    /// Whether `--recover` of a committed run runs step `i` if not done.
+    fn finishes_forward(&self, i: usize, _s: &Self::Step) -> bool {
+        i >= self.commit_index()
+    }
+    /// The node an undo runs on (0 for a node-local plan), and its name in
+    /// messages (`None`: not named).
+    fn undo_side(&self, _s: &Self::Step) -> usize {
+        0
+    }
+    fn side_name(&self, _side: usize) -> Option<&'static str> {
+        None
+    }
+    /// The nodes whose failed undos block this undo.
+    fn undo_needs(&self, s: &Self::Step) -> Vec<usize> {
+        vec![self.undo_side(s)]
+    }
+    /// Before a step runs / after it ran (timing of downtime, freeze).
+    fn before_step(&mut self, _i: usize, _s: &Self::Step) {}
+    fn after_step(&mut self, _i: usize, _s: &Self::Step, _ok: bool, _sum: &mut Summary) {}
+    /// After the last step ran or the run stopped (before any undo).
+    fn finish(&mut self, _sum: &mut Summary) {}
+    /// A failure after the commit: what is left and how to finish it.
+    fn committed_error(&self, err: &Error, journal: &Path) -> Error {
+        Error::Undo(format!(
+            "{}; the change is committed, only the cleanup is left: the journal {} is kept, run `{}`",
+            err.chain(),
+            journal.display(),
+            self.recover_hint()
+        ))
+    }
+    /// A sentence on what the failed undos left (given the blocked nodes).
+    fn undo_left_note(&self, _blocked: &[usize]) -> Option<String> {
+        None
+    }
+    /// Said when a signal was deferred and the run still completed.
+    fn deferred_note(&self, sig: &str) -> String {
+        format!("{sig} received in the critical section; it was deferred and the run completed")
+    }
 }
 
 /// Run every step; on failure before the commit, undo. `Err(Error::Undo)`
@@ -44,21 +193,28 @@ pub fn execute<P: Plan>(
 ) -> Result<()> {
     let steps = p.steps();
     let commit = p.commit_index();
+    let critical = p.critical_index();
     let n = steps.len();
-    let mut failure = None;
     let mut committed = false;
+    let mut failure = None;
     for (i, step) in steps.iter().enumerate() {
         let name = p.name(step);
         if i == commit && !committed {
             j.append(&Record::Commit)?;
             committed = true;
-            signals::set_critical(true);
         }
+        // a signal that came before the critical section interrupts here,
+        // before the section begins
         if i < commit {
             if let Some(sig) = signals::pending() {
-                failure = Some(Error::Interrupted(signals::signal_name(sig)));
-                break;
+                if !signals::critical() {
+                    failure = Some(Error::Interrupted(signals::signal_name(sig)));
+                    break;
+                }
             }
+        }
+        if i >= commit || critical == Some(i) {
+            signals::set_critical(true);
         }
         if let Err(e) = fp.hit(&format!("before:{name}")) {
             failure = Some(Error::Step {
@@ -69,21 +225,23 @@ pub fn execute<P: Plan>(
         }
         say(&format!("step {}/{n} {name}: {}", i + 1, p.describe(step)));
         j.append(&Record::Begin { i })?;
+        p.before_step(i, step);
         let t0 = Instant::now();
         let r = p.run(step);
         let secs = t0.elapsed().as_secs_f64();
+        p.after_step(i, step, r.is_ok(), sum);
         match r {
             Ok(noop) => {
                 j.append(&Record::Done { i, noop })?;
-                if i + 1 == commit {
-                    // durable as soon as the commit step is: from here on
+                if noop {
+                    transport::log(&format!("step {name}: nothing to do (no undo owed)"));
+                }
+                if i + 1 == commit && p.commits_when_done(step) {
+                    // durable before anything else can fail: from here on
                     // the run is finished forward, never undone
                     j.append(&Record::Commit)?;
                     committed = true;
                     signals::set_critical(true);
-                }
-                if noop {
-                    transport::log(&format!("step {name}: nothing to do (no undo owed)"));
                 }
                 sum.steps.push(StepReport {
                     name: name.clone(),
@@ -97,8 +255,10 @@ pub fn execute<P: Plan>(
                     status: "failed".into(),
                     seconds: secs,
                 });
+                // the signal stopped the step's child: an interruption
+                // (exit 24), not the child's own failure
                 let e = match signals::pending() {
-                    Some(sig) if i < commit => {
+                    Some(sig) if !signals::critical() => {
                         Error::Interrupted(format!("{} ({})", signals::signal_name(sig), e.chain()))
                     }
                     _ => e,
@@ -118,18 +278,17 @@ pub fn execute<P: Plan>(
             break;
         }
     }
+    p.finish(sum);
     let Some(err) = failure else {
         signals::set_critical(false);
+        if let Some(sig) = signals::pending() {
+            say(&p.deferred_note(&signals::signal_name(sig)));
+        }
         return Ok(());
     };
     let st = journal::read(j.path())?;
     if st.committed {
-        return Err(Error::Undo(format!(
-            "{}; the change is committed (the config is final), only the cleanup is left: the journal {} is kept, run `{}`",
-            err.chain(),
-            j.path().display(),
-            p.recover_hint()
-        )));
+        return Err(p.committed_error(&err, j.path()));
     }
     say(&format!("error: {}; undoing", err.chain()));
     match undo_all(p, j, fp, sum) {
@@ -138,8 +297,11 @@ pub fn execute<P: Plan>(
     }
 }
 
-/// Undo every begun step not yet undone, in reverse; stops at the first
-/// failed undo (the earlier undos need it).
+/// Run the undos owed by the journal, in reverse. A failed undo is
+/// reported and the undo goes on with the steps that do not need it
+/// ([`Plan::undo_needs`]); those that do are skipped and reported. Steps
+/// that found nothing to do are named as owing no undo. `Err` (exit 23)
+/// says exactly which undos are left and how to finish them.
 pub fn undo_all<P: Plan>(
     p: &mut P,
     j: &mut Journal,
@@ -148,15 +310,22 @@ pub fn undo_all<P: Plan>(
 ) -> Result<()> {
     let st = journal::read(j.path())?;
     let steps = p.steps();
+    let begun: Vec<P::Step> = st
+        .begun
+        .iter()
+        .filter_map(|i| steps.get(*i).cloned())
+        .collect();
     signals::set_critical(true);
     let mut order = st.begun.clone();
     order.sort_unstable();
     order.dedup();
     order.reverse();
+    // (node whose undos are blocked, the step whose undo failed)
+    let mut blocked: Vec<(usize, String)> = Vec::new();
     let mut left: Vec<String> = Vec::new();
     for i in order {
         let Some(step) = steps.get(i) else { continue };
-        if st.undone.contains(&i) {
+        if !p.owes_undo(step) || st.undone.contains(&i) {
             continue;
         }
         let name = p.name(step);
@@ -167,19 +336,28 @@ pub fn undo_all<P: Plan>(
             continue;
         }
         let desc = p.undo_describe(step);
-        if !left.is_empty() {
+        let side = p.undo_side(step);
+        let on = p
+            .side_name(side)
+            .map(|s| format!(" on the {s}"))
+            .unwrap_or_default();
+        let needs = p.undo_needs(step);
+        if let Some((_, cause)) = blocked.iter().find(|(s, _)| needs.contains(s)).cloned() {
             say(&format!(
-                "undo {name} ({desc}): skipped: it needs the undo that failed"
+                "undo {name} ({desc}): skipped: it needs the undo of {cause}, which failed"
             ));
             sum.undo.push(UndoReport {
                 name: name.clone(),
                 ok: false,
-                error: Some("skipped: needs the undo that failed".into()),
+                error: Some(format!("skipped: needs the undo of {cause}")),
             });
-            left.push(format!("{name} ({desc}; skipped)"));
+            left.push(format!("{name}{on} ({desc}; skipped)"));
+            blocked.push((side, cause));
             continue;
         }
-        let r = fp.hit(&format!("undo:{name}")).and_then(|_| p.undo(step));
+        let r = fp
+            .hit(&format!("undo:{name}"))
+            .and_then(|_| p.undo(step, &begun));
         match r {
             Ok(()) => {
                 j.append(&Record::Undone { i })?;
@@ -197,23 +375,29 @@ pub fn undo_all<P: Plan>(
                     ok: false,
                     error: Some(e.chain()),
                 });
-                left.push(format!("{name} ({desc}; FAILED: {})", e.chain()));
+                left.push(format!("{name}{on} ({desc}; FAILED: {})", e.chain()));
+                blocked.push((side, name));
             }
         }
     }
     if left.is_empty() {
         return Ok(());
     }
+    let sides: Vec<usize> = blocked.iter().map(|(s, _)| *s).collect();
     Err(Error::Undo(format!(
-        "the undo is incomplete; left undone: {}; the journal {} is kept: fix the cause, then run `{}`",
+        "the undo is incomplete; left undone: {}; {}the journal {} is kept: fix the cause, then run `{}`",
         left.join(", "),
+        p.undo_left_note(&sides)
+            .map(|n| format!("{n}; "))
+            .unwrap_or_default(),
         j.path().display(),
         p.recover_hint()
     )))
 }
 
-/// After a crash: a committed run finishes its remaining steps, an
-/// uncommitted one is undone. The journal is removed when that worked.
+/// After a crash: a committed run finishes its remaining steps
+/// ([`Plan::finishes_forward`]), an uncommitted one is undone. The journal
+/// is removed when that worked.
 pub fn recover<P: Plan>(
     p: &mut P,
     mut j: Journal,
@@ -224,16 +408,12 @@ pub fn recover<P: Plan>(
     if st.committed {
         let steps = p.steps();
         for (i, s) in steps.iter().enumerate() {
-            if i >= p.commit_index() && !st.done.contains(&i) {
+            if p.finishes_forward(i, s) && !st.done.contains(&i) {
                 let name = p.name(s);
                 j.append(&Record::Begin { i })?;
-                let noop = p.run(s).map_err(|e| {
-                    Error::Undo(format!(
-                        "step {name}: {}; the journal {} is kept: fix the cause, then run `{}`",
-                        e.chain(),
-                        j.path().display(),
-                        p.recover_hint()
-                    ))
+                let noop = p.run(s).map_err(|e| Error::Step {
+                    step: name.clone(),
+                    source: Box::new(e),
                 })?;
                 j.append(&Record::Done { i, noop })?;
                 say(&format!("step {name}: done"));

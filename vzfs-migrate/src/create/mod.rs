@@ -13,12 +13,13 @@
 pub mod cli;
 pub mod steps;
 
-use crate::engine::{in_use_detail, stable_name, Summary};
+use crate::engine::{in_use_detail, stable_name};
 use crate::error::{Error, Kind, Result};
 use crate::failpoint::Failpoints;
 use crate::hostops::{self, DevFacts, PathState};
 use crate::journal::{self, Journal};
 use crate::lock::CtLock;
+use crate::runner::Summary;
 use crate::transport::{self, say};
 use cli::{MkfsType, Mode, Options};
 use serde::{Deserialize, Serialize};
@@ -903,7 +904,7 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
     );
     let sum = run(&opts, &etc);
     if opts.times {
-        crate::engine::print_times(&sum);
+        crate::runner::print_times(&sum);
     }
     if opts.json {
         println!(

@@ -586,7 +586,7 @@ impl crate::runner::Plan for Ctx {
         }
     }
 
-    fn undo(&mut self, s: &Step) -> Result<()> {
+    fn undo(&mut self, s: &Step, _begun: &[Step]) -> Result<()> {
         let j = self.job.clone();
         match s {
             Step::Stop => {
