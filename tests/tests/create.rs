@@ -120,7 +120,7 @@ fn rich_template(a: &Host) {
         "set -e; t=/var/tmp/rich; rm -rf $t; mkdir -p $t/etc $t/data/dir $t/dev $t/tmp $t/root
          echo web > $t/etc/hostname; printf 'root:x:0:0::/root:/bin/sh\\n' > $t/etc/passwd
          echo hello > $t/data/a; ln $t/data/a $t/data/a-link; ln $t/data/a $t/data/dir/a-link2
-         truncate -s 20M $t/data/sparse; printf x | dd of=$t/data/sparse bs=1 seek=10000000 conv=notrunc 2>/dev/null
+         truncate -s 100M $t/data/sparse; printf x | dd of=$t/data/sparse bs=1 seek=50000000 conv=notrunc 2>/dev/null
          mknod $t/dev/null c 1 3; mknod $t/dev/blk b 7 200; mkfifo $t/data/fifo
          ln -s ../etc/hostname $t/data/link; ln -s /nonexistent $t/data/dangling
          chown 1234:4321 $t/data/a; chown -h 65534:65534 $t/data/link; chown 70000:70001 $t/data/dir
@@ -307,7 +307,8 @@ fn create_start_stop_rich_template_arrives_identical() {
     // the sparse file stays sparse
     use std::os::unix::fs::MetadataExt;
     let sp = std::fs::metadata(a.path("/vz/private/101/data/sparse")).unwrap();
-    assert_eq!(sp.size(), 20 << 20);
+    // 100 MiB apparent on a 64 MiB device: the size check counts blocks
+    assert_eq!(sp.size(), 100 << 20);
     assert!(
         sp.blocks() * 512 < 1 << 20,
         "not sparse: {} blocks",
@@ -514,6 +515,17 @@ fn refusals_change_nothing() {
     assert_eq!(a.read_file("/etc/vz/conf/101.conf").unwrap(), conf);
     assert_eq!(status(a, CT), "CTID 101 exist unmounted down");
     assert!(!exists(a, "/vz/lock/101.create-journal"));
+    // files that occupy more than the device holds
+    let small = lab.add_local_disk("a", "small", Fs::Ext4).unwrap();
+    a.sh_ok("head -c 70000000 /dev/urandom > /vz/private/101/big")
+        .unwrap();
+    refused(
+        &["--convert", CT, "--device", &dev(a, &small)],
+        6,
+        "too small",
+    );
+    assert!(exists(a, "/vz/private/101/big"));
+    assert!(!exists(a, "/vz/private/101.vzfs-shared-101"));
 }
 
 /// Convert a shared CT 101 (stopped, or running with --restart) to its

@@ -28,6 +28,12 @@
 //! it. Only `VE_LAYOUT=simfs` is supported (ploop: exit 3). Networking, quotas,
 //! resource limits and `exec`/`enter` are not simulated.
 //!
+//! `create` extracts the template `TEMPLATE/cache/<name>.tar.gz` with `tar
+//! --numeric-owner -xzf` as vzctl does: without `--xattrs`/`--acls`, so a
+//! template's xattrs and ACLs are not kept; it refuses a non-empty private
+//! area (exit 44) and an existing config file; it writes `--hostname` and
+//! every `--ipadd` (space-separated `IP_ADDRESS`) into the new config.
+//!
 //! Commands: `status start stop mount umount set create destroy chkpnt restore`.
 
 pub mod conf;
