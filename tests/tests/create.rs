@@ -369,9 +369,17 @@ fn mkfs_force_mmp_and_existing_empty_filesystem() {
     // an existing empty filesystem (only lost+found), by UUID=, and xfs by --mkfs
     let e = lab.add_local_disk("a", "empty", Fs::Ext4).unwrap();
     let spec = format!("UUID={}", e.uuid.as_ref().unwrap());
-    let o = create(a, &["102", "--device", &spec]);
+    let o = create(a, &["102", "--device", &spec, "--mmp"]);
     assert!(o.success(), "{}", o.all());
     assert!(!o.stderr.contains("kernel name"), "{}", o.stderr);
+    // --mmp without --mkfs: tune2fs -O mmp on the existing filesystem
+    let fe = a
+        .sh_ok(&format!(
+            "dumpe2fs -h {} 2>/dev/null | grep -i features",
+            dev(a, &e)
+        ))
+        .unwrap();
+    assert!(fe.stdout.contains("mmp"), "{}", fe.stdout);
     assert!(a
         .read_file("/etc/vz/conf/102.conf")
         .unwrap()

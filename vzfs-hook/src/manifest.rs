@@ -220,6 +220,33 @@ fn checksum(p: &Path) -> Result<String> {
     Ok(format!("{:016x}{:016x}", h.finish(), fnv))
 }
 
+/// The bytes the tree at `top` occupies on disk (st_blocks * 512, each
+/// inode once; sparse files count what they occupy), without reading any
+/// content: the size check before a copy.
+pub fn allocated_bytes(top: &Path) -> Result<u64> {
+    let meta = std::fs::symlink_metadata(top).map_err(|e| Error::io("stat", top, e))?;
+    let root_dev = meta.dev();
+    let mut seen: std::collections::BTreeSet<u64> = Default::default();
+    let mut total: u64 = 0;
+    let mut stack = vec![top.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let md = std::fs::symlink_metadata(&p).map_err(|e| Error::io("stat", &p, e))?;
+        if md.dev() != root_dev {
+            continue;
+        }
+        if seen.insert(md.ino()) {
+            total = total.saturating_add(md.blocks().saturating_mul(512));
+        }
+        if md.is_dir() {
+            for ent in std::fs::read_dir(&p).map_err(|e| Error::io("list", &p, e))? {
+                let ent = ent.map_err(|e| Error::io("list", &p, e))?;
+                stack.push(ent.path());
+            }
+        }
+    }
+    Ok(total)
+}
+
 /// Take the manifest of the tree at `top`.
 pub fn take(top: &Path, skip_top: &[&str]) -> Result<Manifest> {
     let meta = std::fs::symlink_metadata(top).map_err(|e| Error::io("stat", top, e))?;
@@ -371,6 +398,7 @@ mod tests {
         assert_eq!(mx.link_groups.len(), 1);
         assert_eq!(mx.link_groups[0].len(), 2);
         assert!(mx.allocated() > 0);
+        assert_eq!(allocated_bytes(&x).unwrap(), mx.allocated());
         // content, mode, a missing and an extra file, a broken link group
         std::fs::write(y.join("a/b/g"), "hellO").unwrap();
         std::fs::set_permissions(y.join("a/b"), std::fs::Permissions::from_mode(0o700)).unwrap();

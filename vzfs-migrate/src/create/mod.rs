@@ -647,9 +647,8 @@ fn prepare_convert(opts: &Options, etc: &VzEtc, job: &mut Job) -> Result<()> {
         check_hook(etc, ctid)?;
         device_part(opts, job, ctid)?;
         // the data must fit: what it really occupies against the device size
-        let used = vzfs::manifest::take(&job.private, &[])
-            .map_err(|e| hostops::lib_err(format!("CT {ctid}: VE_PRIVATE"), e))?
-            .allocated();
+        let used = vzfs::manifest::allocated_bytes(&job.private)
+            .map_err(|e| hostops::lib_err(format!("CT {ctid}: VE_PRIVATE"), e))?;
         if let Some(size) = job
             .device_node
             .as_deref()
