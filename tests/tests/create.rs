@@ -676,6 +676,44 @@ fn convert_remove_old() {
     assert_eq!(names, BTreeSet::from(["101".to_string()]));
 }
 
+/// A mounted (not running) container: --restart unmounts it, converts it
+/// and mounts it again, both ways.
+#[test]
+fn convert_mounted_stays_mounted() {
+    let Some(lab) = lab("convert_mounted_stays_mounted") else {
+        return;
+    };
+    let a = lab.host("a");
+    let d = lab.add_local_disk("a", "d", Fs::Ext4).unwrap();
+    shared_ct(a);
+    let m0 = manifest(a, "/vz/private/101");
+    a.vzctl(&["mount", CT]).unwrap().ok().unwrap();
+    let o = create(a, &["--convert", CT, "--device", &dev(a, &d)]);
+    assert_eq!(o.exit_code(), 8, "{}", o.all());
+    let o = create(a, &["--convert", CT, "--device", &dev(a, &d), "--restart"]);
+    assert!(o.success(), "{}", o.all());
+    assert!(
+        o.stderr.contains("vzctl umount 101") && o.stderr.contains("vzctl mount 101"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(status(a, CT), "CTID 101 exist mounted down");
+    assert_eq!(
+        a.mount_at("/vz/private/101").unwrap().map(|m| m.dev),
+        d.dev_num("a")
+    );
+    assert_same(
+        "mounted on the device",
+        &m0,
+        &manifest(a, "/vz/private/101"),
+    );
+    let o = create(a, &["--convert", "--to-shared", CT, "--restart"]);
+    assert!(o.success(), "{}", o.all());
+    assert_eq!(status(a, CT), "CTID 101 exist mounted down");
+    assert!(a.disk_mounts(&d).unwrap().is_empty());
+    assert_same("shared again", &m0, &manifest(a, "/vz/private/101"));
+}
+
 #[test]
 fn create_failpoints_undone_and_recovered() {
     let Some(lab) = lab("create_failpoints_undone_and_recovered") else {
@@ -745,6 +783,53 @@ fn create_failpoints_undone_and_recovered() {
     let o = create(a, &args);
     assert!(o.success(), "{}", o.all());
     assert_created("at last", a, &d);
+}
+
+/// SIGTERM while a run sleeps after the copy: exit 24, everything undone.
+#[test]
+fn signal_interrupts_and_undoes() {
+    use std::io::BufRead;
+    let Some(lab) = lab("signal_interrupts_and_undoes") else {
+        return;
+    };
+    let a = lab.host("a");
+    let d = lab.add_local_disk("a", "d", Fs::Ext4).unwrap();
+    let dv = dev(a, &d);
+    let mut cmd = a.command(&["vzfs-create", CT, "--device", &dv]);
+    cmd.env("VZFS_FAILPOINTS", "after:copy=sleep(2000)")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut all = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "ended early: {all}");
+        all.push_str(&line);
+        if line.contains("failpoint after:copy: sleeping") {
+            break;
+        }
+    }
+    let pid = child.id();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    assert_eq!(comm.trim(), "vzfs-create", "pid {pid} is not vzfs-create");
+    // SAFETY: kill(2) of our own child.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    all.push_str(&rest);
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(24), "{all}");
+    assert!(
+        all.contains("interrupted by SIGTERM; the run was undone"),
+        "{all}"
+    );
+    assert!(
+        all.contains("undo copy (") && all.contains("undo create-tmp ("),
+        "{all}"
+    );
+    assert_clean("SIGTERM", a, &d);
 }
 
 #[test]

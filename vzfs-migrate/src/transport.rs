@@ -44,6 +44,15 @@ pub fn program() -> &'static str {
     PROGRAM.get().copied().unwrap_or("vzfs-migrate")
 }
 
+/// What a run of the program is called in messages ("the migration").
+pub fn run_noun() -> &'static str {
+    if program() == "vzfs-migrate" {
+        "the migration"
+    } else {
+        "the run"
+    }
+}
+
 /// A line `vzfs-migrate: MSG` on stderr; a write error (the terminal
 /// went away) is ignored rather than a panic mid-migration.
 pub fn say(msg: &str) {
