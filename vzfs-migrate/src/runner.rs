@@ -431,3 +431,152 @@ pub fn recover<P: Plan>(
     }
     j.remove()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    /// Steps 0..n on two "nodes" (even: 0, odd: 1); `fail` makes that step
+    /// fail, `fail_undo` that step's undo; what ran is recorded.
+    struct Fake {
+        n: usize,
+        commit: usize,
+        fail: Option<usize>,
+        fail_undo: Option<usize>,
+        log: Vec<String>,
+    }
+
+    impl Plan for Fake {
+        type Step = usize;
+        fn steps(&self) -> Vec<usize> {
+            (0..self.n).collect()
+        }
+        fn commit_index(&self) -> usize {
+            self.commit
+        }
+        fn name(&self, s: &usize) -> String {
+            format!("s{s}")
+        }
+        fn describe(&self, s: &usize) -> String {
+            format!("step {s}")
+        }
+        fn undo_describe(&self, s: &usize) -> String {
+            format!("undo {s}")
+        }
+        fn run(&mut self, s: &usize) -> Result<bool> {
+            self.log.push(format!("run {s}"));
+            if self.fail == Some(*s) {
+                return Err(Error::Usage(format!("step {s} failed")));
+            }
+            Ok(false)
+        }
+        fn undo(&mut self, s: &usize, begun: &[usize]) -> Result<()> {
+            assert!(begun.contains(s));
+            self.log.push(format!("undo {s}"));
+            if self.fail_undo == Some(*s) {
+                return Err(Error::Usage(format!("undo {s} failed")));
+            }
+            Ok(())
+        }
+        fn recover_hint(&self) -> String {
+            "fake --recover".into()
+        }
+        fn undo_side(&self, s: &usize) -> usize {
+            s % 2
+        }
+    }
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("vzfs-runner-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn fake(fail: Option<usize>, fail_undo: Option<usize>) -> Fake {
+        Fake {
+            n: 5,
+            commit: 3,
+            fail,
+            fail_undo,
+            log: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn all_steps_run_and_the_commit_is_journaled() {
+        let d = dir("ok");
+        let mut j = Journal::create_of(&d, 1, "test", &0).unwrap();
+        let mut p = fake(None, None);
+        let mut sum = Summary::default();
+        execute(&mut p, &mut j, &Failpoints::default(), &mut sum).unwrap();
+        assert_eq!(p.log, ["run 0", "run 1", "run 2", "run 3", "run 4"]);
+        assert!(journal::read(j.path()).unwrap().committed);
+        assert_eq!(sum.steps.len(), 5);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn failure_before_the_commit_undoes_in_reverse_and_failed_undos_block_their_node() {
+        let d = dir("undo");
+        let mut j = Journal::create_of(&d, 1, "test", &0).unwrap();
+        let mut p = fake(Some(2), None);
+        let mut sum = Summary::default();
+        let e = execute(&mut p, &mut j, &Failpoints::default(), &mut sum).unwrap_err();
+        assert_eq!(e.to_string(), "step s2");
+        assert_eq!(
+            p.log,
+            ["run 0", "run 1", "run 2", "undo 2", "undo 1", "undo 0"]
+        );
+        assert!(journal::read(j.path()).unwrap().pending_undos().is_empty());
+        // a failed undo on node 0 skips the other undo of node 0, not node 1's
+        let d = dir("undo2");
+        let mut j = Journal::create_of(&d, 1, "test", &0).unwrap();
+        let mut p = fake(Some(2), Some(2));
+        let mut sum = Summary::default();
+        let e = execute(&mut p, &mut j, &Failpoints::default(), &mut sum).unwrap_err();
+        assert_eq!(p.log, ["run 0", "run 1", "run 2", "undo 2", "undo 1"]);
+        let m = e.to_string();
+        assert!(m.contains("left undone: s2 (undo 2; FAILED"), "{m}");
+        assert!(
+            m.contains("s0 (undo 0; skipped)") && m.contains("fake --recover"),
+            "{m}"
+        );
+        assert_eq!(e.exit_code(), 23);
+        // --recover retries what is left
+        let mut p = fake(None, None);
+        let mut sum = Summary::default();
+        recover(
+            &mut p,
+            Journal::open(j.path()).unwrap(),
+            &Failpoints::default(),
+            &mut sum,
+        )
+        .unwrap();
+        assert_eq!(p.log, ["undo 2", "undo 0"]);
+        assert!(!j.path().exists());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn failure_after_the_commit_finishes_forward_by_recover() {
+        let d = dir("commit");
+        let mut j = Journal::create_of(&d, 1, "test", &0).unwrap();
+        let mut p = fake(Some(3), None);
+        let mut sum = Summary::default();
+        let e = execute(&mut p, &mut j, &Failpoints::default(), &mut sum).unwrap_err();
+        assert_eq!(e.exit_code(), 23);
+        assert_eq!(p.log, ["run 0", "run 1", "run 2", "run 3"]);
+        let mut p = fake(None, None);
+        recover(
+            &mut p,
+            Journal::open(j.path()).unwrap(),
+            &Failpoints::default(),
+            &mut sum,
+        )
+        .unwrap();
+        assert_eq!(p.log, ["run 3", "run 4"]);
+        assert_eq!(sum.result, "recovered");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
