@@ -3,7 +3,7 @@
 //! ([`crate::runner`]): each step with its failpoints, journaled before it
 //! runs; on failure the undos in reverse order (a failed undo blocks only
 //! those that need its node), each outcome reported; `--recover` from the
-//! journal after a crash. [`Migration`] tells the engine what the steps do
+//! journal after a crash. `Migration` tells the engine what the steps do
 //! and measures the downtime and the online freeze. The summary feeds `-t`
 //! and `--json`.
 

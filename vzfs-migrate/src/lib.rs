@@ -1,7 +1,9 @@
 //! vzfs-migrate: filesystem-aware, vzmigrate-compatible migration of OpenVZ
-//! containers. `main.rs` only parses arguments and calls [`run`].
+//! containers, and `vzfs-create`. `main.rs` only parses arguments and calls
+//! [`main_with_args`]; `create_main.rs` calls [`create::main_with_args`].
 //!
-//! Modules: [`cli`] (options), [`error`] (errors, exit codes), [`plan`]
+//! Modules: [`runner`] (the engine both run their plans on), [`create`]
+//! (vzfs-create), [`protocol`] (the helper protocol), [`cli`] (options), [`error`] (errors, exit codes), [`plan`]
 //! (scenarios and steps), [`engine`] (running a plan with its journal,
 //! failpoints, undo and `--recover`), [`ops`] (what each step does on the
 //! two nodes), [`helper`] (the target side, run over ssh), [`hostops`]

@@ -3,7 +3,7 @@
 //! this node. It replaces the seed's manual steps (`vzctl create` into a
 //! temporary private area, mkdir, mount, `mv`, hand-edited `VE_DEVICE`).
 //!
-//! [`cli`] parses; [`prepare`] makes every check (changing nothing) and
+//! [`cli`] parses; `prepare` makes every check (changing nothing) and
 //! builds the [`Job`] (the journal's header) with its steps; the steps run
 //! through [`crate::runner`] on the migration's journal, failpoints and
 //! signals; [`steps`] says what each step and its undo do. Mounts go only
