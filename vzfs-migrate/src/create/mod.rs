@@ -705,6 +705,22 @@ fn prepare_convert(opts: &Options, etc: &VzEtc, job: &mut Job) -> Result<()> {
                 "exists (left by an earlier run?); remove it first",
             ));
         }
+        // a mounted container's files are readable now: they must fit
+        // next to VE_PRIVATE (a stopped one's are measured by the copy step)
+        if job.was != Was::Stopped && hostops::mounted_on(&job.private)?.is_some() {
+            let used = vzfs::manifest::allocated_bytes(&job.private)
+                .map_err(|e| hostops::lib_err(format!("CT {ctid}: VE_PRIVATE"), e))?;
+            let st = nix::sys::statvfs::statvfs(&parent)
+                .map_err(|e| Error::io(Kind::System, "cannot statvfs", &parent, e.into()))?;
+            let avail = st.blocks_available() as u64 * st.fragment_size() as u64;
+            if used > avail {
+                return Err(Error::check(
+                    Kind::Copy,
+                    format!("CT {ctid}: {}", parent.display()),
+                    format!("has {avail} bytes free, the container's files occupy {used} bytes: they do not fit there"),
+                ));
+            }
+        }
         job.aside = Some(aside);
         job.conf_before = Some(
             std::fs::read(&job.conf)
