@@ -1,9 +1,9 @@
 //! vzfs-docgen: the man pages and shell completions of the vzfs binaries,
 //! rendered from their clap definitions (`vzfs::cli::Cli`,
-//! `vzfs_migrate::cli::Cli`) so they cannot drift from `--help`. A build tool
+//! `vzfs_migrate::cli::Cli`, `vzfs_migrate::create::cli::Cli`) so they cannot drift from `--help`. A build tool
 //! of `make package`; never installed on a node.
 //!
-//! Modules: [`man`] (vzfs-hook(8), vzfs-migrate(8), with exit codes, files
+//! Modules: [`man`] (vzfs-hook(8), vzfs-migrate(8), vzfs-create(8), with exit codes, files
 //! and the seed's scenarios as examples), [`vzfs7`] (vzfs(7): the
 //! configuration keys), [`roff`] (escaping for hand-written text).
 
@@ -33,6 +33,7 @@ pub fn commands() -> Vec<(&'static str, clap::Command)> {
     vec![
         ("vzfs-hook", vzfs::cli::Cli::command()),
         ("vzfs-migrate", vzfs_migrate::cli::Cli::command()),
+        ("vzfs-create", vzfs_migrate::create::cli::Cli::command()),
     ]
 }
 

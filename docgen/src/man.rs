@@ -101,6 +101,33 @@ fn extra(bin: &str) -> Extra {
             ],
             see_also: "\\fBvzfs\\fR(7), \\fBvzfs\\-migrate\\fR(8), \\fBvzctl\\fR(8), \\fBmount\\fR(8)",
         },
+        "vzfs-create" => Extra {
+            exit: vzfs_migrate::create::cli::EXIT_CODES
+                .iter()
+                .map(|(c, m)| (c.to_string(), m.to_string()))
+                .collect(),
+            files: &[
+                ("/etc/vz/vz.conf, /etc/vz/conf/CTID.conf", "vzctl's configuration; VE_PRIVATE, VE_DEVICE and VE_DEVICE_FSTYPE are set (or the VE_DEVICE* lines removed) with the byte-preserving editor, atomically"),
+                ("VE_PRIVATE/../.vzfs-create-CTID/private", "the temporary private area vzctl create fills (same filesystem as the private areas); removed at the end or by the undo"),
+                ("VE_PRIVATE.vzfs-shared-CTID", "--convert: the old private directory, kept until the admin removes it (or --remove-old); its path goes to stderr and syslog"),
+                ("VE_PRIVATE.vzfs-new-CTID", "--convert --to-shared: the copy of the device's files before it replaces the empty mount point"),
+                ("LOCKDIR/CTID.lck", "vzctl's container lock, held for the whole run (vzctl runs with --skiplock)"),
+                ("LOCKDIR/CTID.create-journal", "every step, recorded before it runs; --recover finishes from it after a crash"),
+            ],
+            env: &[
+                ("VZFS_VZCTL", "default of --vzctl"),
+                ("VZFS_CREATE_JOURNAL_DIR", "default of --journal-dir"),
+                ("VZFS_FAILPOINTS", "tests only: before:STEP=fail, after:STEP=crash, undo:STEP=fail"),
+            ],
+            examples: &[
+                ("Container 123 on its own SAN LUN, named the same on every node, a new ext4 with multi-mount protection:", "vzfs-create 123 --device /dev/disk/by-uuid/UUID --mkfs ext4 --mmp --ostemplate centos-6-x86_64 --hostname web --ipadd 10.0.0.23"),
+                ("The same on a LUN that already holds an empty filesystem (only lost+found):", "vzfs-create 123 --device UUID=... --ostemplate centos-6-x86_64"),
+                ("Every check and the plan, changing nothing:", "vzfs-create --check-only 123 --device /dev/sdg1 --mkfs xfs"),
+                ("Move the running shared container 101 onto /dev/sdh1 (stopped, converted, started; the old directory is kept as /vz/private/101.vzfs-shared-101), and back:", "vzfs-create --convert 101 --device /dev/sdh1 --restart\nvzfs-create --convert --to-shared 101 --restart"),
+                ("Finish an interrupted run after a crash:", "vzfs-create --recover 123"),
+            ],
+            see_also: "\\fBvzfs\\fR(7), \\fBvzfs\\-hook\\fR(8), \\fBvzfs\\-migrate\\fR(8), \\fBvzctl\\fR(8), \\fBrsync\\fR(1), \\fBtune2fs\\fR(8)",
+        },
         _ => Extra {
             exit: [
                 (0, "success"),

@@ -19,8 +19,13 @@ pub type Scenario = (&'static str, &'static str, fn(&mut Demo) -> Result<()>);
 pub const SCENARIOS: &[Scenario] = &[
     (
         "insulated-start-stop",
-        "an insulated container on a SAN LUN: created the seed's way, started and stopped with vzfs-hook",
+        "an insulated container on a SAN LUN: created with vzfs-create, started and stopped with vzfs-hook",
         insulated_start_stop,
+    ),
+    (
+        "convert",
+        "vzfs-create --convert: a running shared container moves onto its own disk and back, on one node",
+        convert,
     ),
     (
         "migrate-a",
@@ -90,7 +95,8 @@ impl Demo {
         let mut b = Lab::builder()
             .hosts(&["node-a", "node-b"])
             .require_binary("vzfs-hook")
-            .require_binary("vzfs-migrate");
+            .require_binary("vzfs-migrate")
+            .require_binary("vzfs-create");
         if hook {
             b = b.install_hook();
         }
@@ -351,25 +357,22 @@ fn setup_shared(d: &Demo) -> Result<()> {
 }
 
 /// An insulated container on node-a: files on `disk`, `VE_DEVICE=ve_device`,
-/// built as in the seed (create elsewhere, move onto the mounted device),
-/// left unmounted. Done quietly; [`create_insulated_ct`] shows each command.
+/// made by `vzfs-create` (see the first demo), with some data, left
+/// unmounted. Done quietly; [`create_insulated_ct`] shows each command.
 fn setup_insulated(d: &Demo, disk: &Disk, ve_device: &str) -> Result<()> {
     let a = d.host("node-a");
     let dev = disk.device("node-a").display().to_string();
     a.sh_ok(&format!(
-        "set -e; vzctl create {CT} --ostemplate lab-minimal --private /var/tmp/{CT} >/dev/null
-         mkdir -p /vz/private/{CT}; mount {dev} /vz/private/{CT}
-         mv /var/tmp/{CT}/* /vz/private/{CT}/; rmdir /var/tmp/{CT}
+        "set -e; vzfs-create {CT} --device '{ve_device}' --ostemplate lab-minimal 2>/dev/null
+         vzctl mount {CT} >/dev/null 2>&1
          cd /vz/private/{CT} && {DATA}; cd /
-         vzctl set {CT} --private '/vz/private/$VEID' --save >/dev/null
-         echo 'VE_DEVICE=\"{ve_device}\"' >> /etc/vz/conf/{CT}.conf
-         umount /vz/private/{CT}"
+         vzctl umount {CT} >/dev/null 2>&1"
     ))?;
     say(&format!(
         "Prepared on node-a: container {CT}, insulated: its files live on disk {} (node-a: {dev}),",
         disk.name
     ));
-    say("created the seed's way (see the first demo); its config names the device:");
+    say("created with vzfs-create (see the first demo); its config names the device:");
     d.run(
         "node-a",
         &format!("grep -E '^(VE_PRIVATE|VE_DEVICE)=' /etc/vz/conf/{CT}.conf"),
@@ -503,46 +506,52 @@ fn conf_value(conf: &str, key: &str) -> Option<String> {
     })
 }
 
-/// Creates container `ctid` on `host` the way the seed's "Other issues"
-/// section does, on `disk` (already formatted), with `VE_DEVICE` set to
-/// the disk's by-id link; leaves the device unmounted (the hook mounts it).
+/// Creates container `ctid` on `host` on `disk` (already formatted, empty)
+/// with `vzfs-create`, `VE_DEVICE` being the disk's by-id link: what the
+/// seed's "Other issues" section does by hand in five steps (create in a
+/// temporary place, mkdir, mount, mv, edit the config). Leaves the device
+/// unmounted (the hook mounts it).
 pub fn create_insulated_ct(d: &mut Demo, host: &str, ctid: &str, disk: &Disk) -> Result<()> {
-    let dev = disk.device(host).display().to_string();
     let link = disk.by_id_path().display().to_string();
     d.step(&format!(
-        "create container {ctid} on node {host} the way the seed describes"
+        "create container {ctid} on node {host} on its own device, with vzfs-create"
     ));
-    say("vzctl refuses to create a container in a non-empty private area, and a fresh");
-    say("filesystem has lost+found: so create it in a temporary place first.");
-    d.run(
-        host,
-        &format!("vzctl create {ctid} --ostemplate lab-minimal --private /var/tmp/{ctid}"),
-    )?;
-    d.run(host, &format!("mkdir -p /vz/private/{ctid}"))?;
-    d.run(host, &format!("mount {dev} /vz/private/{ctid}"))?;
-    d.run(
-        host,
-        &format!("mv /var/tmp/{ctid}/* /vz/private/{ctid}/ && rmdir /var/tmp/{ctid}"),
-    )?;
-    d.run(host, &format!("ls /vz/private/{ctid}"))?;
-    say("Point the configuration at the real private area and at the device.");
+    say("The seed did this by hand: vzctl create into a temporary private area (vzctl");
+    say("refuses a non-empty one, and a fresh filesystem has lost+found), mkdir, mount,");
+    say("mv the files, then edit VE_PRIVATE and VE_DEVICE into the config. vzfs-create");
+    say("does it in one command, checks the device first, copies with rsync -aHAX,");
+    say("verifies the copy against a manifest, and undoes everything if a step fails.");
     say(&format!(
         "VE_DEVICE uses {link}: the same name on every node that sees the LUN."
     ));
     d.run(
         host,
-        &format!("vzctl set {ctid} --private '/vz/private/$VEID' --save"),
+        &format!("vzfs-create --check-only {ctid} --device {link} --ostemplate lab-minimal"),
     )?;
     d.run(
         host,
-        &format!("echo 'VE_DEVICE=\"{link}\"' >> /etc/vz/conf/{ctid}.conf"),
+        &format!("vzfs-create {ctid} --device {link} --ostemplate lab-minimal"),
     )?;
     d.run(
         host,
-        &format!("grep -E '^(VE_PRIVATE|VE_ROOT|VE_DEVICE)=' /etc/vz/conf/{ctid}.conf"),
+        &format!("grep -E '^(VE_PRIVATE|VE_ROOT|VE_DEVICE)' /etc/vz/conf/{ctid}.conf"),
     )?;
-    say("Unmount it again: from now on, vzfs-hook mounts it when the container starts.");
-    d.run(host, &format!("umount /vz/private/{ctid}"))?;
+    let st = d
+        .run(host, &format!("vzctl status {ctid}"))?
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("CTID "))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    d.check(
+        st == format!("CTID {ctid} exist unmounted down"),
+        "the container exists, stopped and unmounted, as vzctl create leaves one",
+    )?;
+    d.check_released(host, disk)?;
+    d.run(host, &format!("ls -A /vz/private/{ctid} | wc -l"))?;
+    say("VE_PRIVATE is an empty mount point: from now on, vzfs-hook mounts the device when");
+    say("the container starts.");
     Ok(())
 }
 
@@ -579,8 +588,8 @@ fn insulated_start_stop(d: &mut Demo) -> Result<()> {
         "  Same filesystem (UUID {}) behind two device names, as on a real SAN.",
         lun.uuid.clone().unwrap_or_default()
     ));
-    create_insulated_ct(d, "node-a", CT, &lun)?;
     install_hook(d, "node-a")?;
+    create_insulated_ct(d, "node-a", CT, &lun)?;
 
     d.step("start the container on node-a");
     d.run("node-a", "vzctl start 101")?;
@@ -999,6 +1008,70 @@ fn check_untouched(d: &Demo, before: &Snapshot, disks_b: &[&Disk]) -> Result<()>
         d.check_released("node-b", disk)?;
     }
     d.check_no_journal()
+}
+
+fn convert(d: &mut Demo) -> Result<()> {
+    d.step("a running shared container on node-a, and an empty disk for it");
+    setup_shared(d)?;
+    let disk = d.lab.add_local_disk("node-a", "a-ct101", Fs::Ext4)?;
+    let link = disk.by_id_path().display().to_string();
+    start_on_a(d)?;
+    d.run("node-a", &format!("vzctl stop {CT}"))?;
+    let sum = d.checksum("node-a", &private())?;
+    d.run("node-a", &format!("vzctl start {CT}"))?;
+
+    d.step("move it onto its own disk without migrating it (--convert, --restart)");
+    say("The container is running: --restart stops it, converts it and starts it again,");
+    say("and the downtime is printed. The old private directory is kept, renamed.");
+    d.run(
+        "node-a",
+        &format!("vzfs-create --convert {CT} --device {link} --restart -t"),
+    )?;
+    check_status(
+        d,
+        "node-a",
+        "exist mounted running",
+        "the container runs again",
+    )?;
+    show_private_mount(d, "node-a")?;
+    d.check_mounted("node-a", &private(), &disk)?;
+    d.run("node-a", "ls -d /vz/private/*")?;
+    d.run(
+        "node-a",
+        &format!("grep -E '^VE_DEVICE' /etc/vz/conf/{CT}.conf"),
+    )?;
+    d.run("node-a", &format!("vzctl stop {CT}"))?;
+    d.run("node-a", &format!("vzctl mount {CT}"))?;
+    let on_disk = d.checksum("node-a", &private())?;
+    d.run("node-a", &format!("vzctl umount {CT}"))?;
+    d.check(
+        on_disk == sum && d.checksum("node-a", &format!("{}.vzfs-shared-{CT}", private()))? == sum,
+        "the data on the disk and in the kept old directory equal the original",
+    )?;
+
+    d.step("and back: shared again (--convert --to-shared)");
+    let conf_insulated = read_conf(d, "node-a")?;
+    d.run("node-a", &format!("vzfs-create --convert --to-shared {CT}"))?;
+    let conf = read_conf(d, "node-a")?;
+    d.check(
+        !conf.contains("VE_DEVICE") && conf_insulated.starts_with(&conf),
+        "the VE_DEVICE lines are gone, no other byte of the config changed",
+    )?;
+    check_status(
+        d,
+        "node-a",
+        "exist unmounted down",
+        "the container is stopped, as before",
+    )?;
+    d.check_released("node-a", &disk)?;
+    let back = d.checksum("node-a", &private())?;
+    d.check(
+        back == sum,
+        "the data in the plain directory equals the original",
+    )?;
+    start_on_a(d)?;
+    d.run("node-a", &format!("vzctl stop {CT}"))?;
+    Ok(())
 }
 
 fn check_only(d: &mut Demo) -> Result<()> {

@@ -531,6 +531,60 @@ fn create_follows_the_seed_recipe() {
     lab.teardown().unwrap();
 }
 
+/// `create`'s options (`--hostname`, every `--ipadd`), and the template
+/// extracted as vzctl's tar does it: without xattrs or ACLs.
+#[test]
+fn create_options_and_template_without_xattrs() {
+    let Some(lab) = lab("create_options_and_template_without_xattrs") else {
+        return;
+    };
+    let h = lab.host("a");
+    h.sh_ok("mkdir -p /var/tmp/t/etc && echo x > /var/tmp/t/etc/f")
+        .unwrap();
+    let f = h.path("/var/tmp/t/etc/f");
+    let c = std::ffi::CString::new(f.to_str().unwrap()).unwrap();
+    // SAFETY: valid C strings and buffer.
+    let r = unsafe {
+        libc::lsetxattr(
+            c.as_ptr(),
+            c"trusted.vzfs".as_ptr(),
+            b"v".as_ptr().cast(),
+            1,
+            0,
+        )
+    };
+    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    assert!(!vzfs::manifest::xattrs(&f).unwrap().is_empty());
+    h.sh_ok(
+        "tar --numeric-owner --xattrs --xattrs-include='*' --acls -czf /vz/template/cache/x.tar.gz -C /var/tmp/t .",
+    )
+    .unwrap();
+    vz(
+        h,
+        &[
+            "create",
+            "104",
+            "--ostemplate",
+            "x",
+            "--hostname",
+            "h4",
+            "--ipadd",
+            "10.0.0.1",
+            "--ipadd=10.0.0.2",
+        ],
+        0,
+    );
+    let conf = h.read_file("/etc/vz/conf/104.conf").unwrap();
+    assert!(conf.contains("HOSTNAME=\"h4\"\n"), "{conf}");
+    assert!(
+        conf.contains("IP_ADDRESS=\"10.0.0.1 10.0.0.2\"\n"),
+        "{conf}"
+    );
+    let x = vzfs::manifest::xattrs(&h.path("/vz/private/104/etc/f")).unwrap();
+    assert!(x.is_empty(), "the template's xattrs were kept: {x:?}");
+    lab.teardown().unwrap();
+}
+
 #[test]
 fn running_container_pins_its_root_and_survives_chkpnt_restore() {
     let Some(lab) = lab("running_container_pins_its_root_and_survives_chkpnt_restore") else {

@@ -5,7 +5,7 @@
 //! `VE_DEVICE` in [`device`], parsing mountinfo in [`mountinfo`], the
 //! per-container lock in [`lock`], and the premount/postumount operations in
 //! [`hook`]. [`install`] and [`chain`] install the hook beside an admin's own
-//! action scripts and run those; [`cli`] is `vzfs-hook`'s command line (also
+//! action scripts and run those; [`manifest`] describes a tree before and after a copy; [`inspect`] lists an unmounted filesystem's root read-only; [`node`] holds the node-local facts and operations vzfs-migrate and vzfs-create share (device facts, path state, atomic writes); [`cli`] is `vzfs-hook`'s command line (also
 //! read by `vzfs-docgen` for the man page and completions). All mount(2)/umount2(2)/flock(2) calls go through [`sys::Sys`].
 
 pub mod chain;
@@ -16,10 +16,13 @@ pub mod error;
 pub mod fsck;
 pub mod holders;
 pub mod hook;
+pub mod inspect;
 pub mod install;
 pub mod lock;
 pub mod log;
+pub mod manifest;
 pub mod mountinfo;
+pub mod node;
 pub mod paths;
 pub mod sys;
 pub mod text;

@@ -1,81 +1,28 @@
 //! Running a migration: checks and plan (nothing changes before the journal
-//! exists), then each step with its failpoints, journaled before it runs;
-//! on failure the undos in reverse order, each outcome reported; `--recover`
-//! from the journal after a crash. The summary feeds `-t` and `--json`.
+//! exists), then the steps on the engine `vzfs-create` shares
+//! ([`crate::runner`]): each step with its failpoints, journaled before it
+//! runs; on failure the undos in reverse order (a failed undo blocks only
+//! those that need its node), each outcome reported; `--recover` from the
+//! journal after a crash. `Migration` tells the engine what the steps do
+//! and measures the downtime and the online freeze. The summary feeds `-t`
+//! and `--json`.
 
 use crate::cli::{Mode, Options};
 use crate::error::{Error, Kind, Result};
 use crate::failpoint::Failpoints;
 use crate::helper::{self, Facts, InstallConfig, Remote};
 use crate::hostops::{self, PathState};
-use crate::journal::{self, Journal, Record};
+use crate::journal::{self, Journal};
 use crate::lock::CtLock;
 use crate::ops::{self, Ctx, Job};
 use crate::plan::{self, CtState, PlanInput, Scenario, Side, Step};
-use crate::signals;
+use crate::runner;
 use crate::transport::{self, Ssh};
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use vzfs::config::{self, VzEtc};
 
-#[derive(Debug, Clone, Serialize)]
-pub struct StepReport {
-    pub name: String,
-    /// "done", "noop", "failed"
-    pub status: String,
-    pub seconds: f64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct UndoReport {
-    pub name: String,
-    pub ok: bool,
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct Summary {
-    pub ctid: u32,
-    pub target: String,
-    pub scenario: Option<String>,
-    pub state: Option<String>,
-    /// "migrated", "checked", "undone", "undo-incomplete", "failed", "recovered"
-    pub result: String,
-    pub steps: Vec<StepReport>,
-    pub undo: Vec<UndoReport>,
-    pub downtime_seconds: Option<f64>,
-    /// Online migrations: how long the container was frozen, and where
-    /// that time went.
-    pub freeze: Option<Freeze>,
-    pub total_seconds: f64,
-    pub plan: Option<String>,
-    pub error: Option<String>,
-    pub exit_code: i32,
-}
-
-/// The frozen time of an online migration (from the suspend on the source
-/// to the resume on the target), in stock vzmigrate's phases.
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct Freeze {
-    /// suspend-src + dump-src (+ kill-src: the image is final then)
-    pub suspend_dump_seconds: f64,
-    /// copy-dump, or the dump device's unmount on the source and mount on
-    /// the target ("copy" or "device")
-    pub dump_transfer_seconds: f64,
-    pub dump_transfer: String,
-    /// sync-2 (copy scenarios; 0 for a handoff)
-    pub second_rsync_seconds: f64,
-    /// undump-dst + resume-dst
-    pub undump_resume_seconds: f64,
-    /// everything else while frozen (unmounting and mounting the
-    /// container's device, the quota)
-    pub other_seconds: f64,
-    /// wall time from the start of the suspend to the end of the resume
-    pub frozen_seconds: f64,
-    /// size of the dump file, when known
-    pub dump_bytes: Option<u64>,
-}
+pub use crate::runner::{print_times, Freeze, StepReport, Summary, UndoReport};
 
 fn freeze_breakdown(sum: &Summary, frozen: f64, dump_bytes: Option<u64>) -> Freeze {
     let secs = |names: &[&str]| -> f64 {
@@ -620,7 +567,7 @@ fn check_checkpoint_support(
 }
 
 /// ` (mounted at ...; used by pid ...)` for a device in use.
-fn in_use_detail(d: &hostops::DevFacts) -> String {
+pub fn in_use_detail(d: &hostops::DevFacts) -> String {
     let mut parts = Vec::new();
     if !d.mounted_at.is_empty() {
         parts.push(format!(
@@ -643,7 +590,7 @@ fn in_use_detail(d: &hostops::DevFacts) -> String {
 }
 
 /// A device name that stays the same across reboots and nodes.
-fn stable_name(spec: &str) -> bool {
+pub fn stable_name(spec: &str) -> bool {
     spec.starts_with("UUID=") || spec.starts_with("LABEL=") || spec.starts_with("/dev/disk/by-")
 }
 
@@ -717,249 +664,161 @@ fn check_target_hook(target: &str, ctid: u32, h: &helper::HookFacts, etc: &VzEtc
 fn stops_source(s: &Step) -> bool {
     matches!(s, Step::StopSrc | Step::SuspendSrc | Step::UmountSrc)
 }
-fn starts_target(s: &Step) -> bool {
-    s.starts_target()
+
+fn side_index(s: Side) -> usize {
+    match s {
+        Side::Source => 0,
+        Side::Target => 1,
+    }
 }
 
-/// Run the undos owed by the journal state, in reverse. A failed undo is
-/// reported and the undo goes on with the steps that do not need it
-/// ([`Step::undo_needs`]); those that do are skipped and reported. Steps
-/// that found nothing to do are named as owing no undo. `Err` (exit 23)
-/// says exactly which undos are left and how to finish them.
-fn undo_all(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) -> Result<()> {
-    let st = journal::read(j.path())?;
-    let steps = ctx.job.plan.steps.clone();
-    let begun: Vec<Step> = st
-        .begun
-        .iter()
-        .filter_map(|i| steps.get(*i).cloned())
-        .collect();
-    signals::set_critical(true);
-    let mut order: Vec<usize> = st.begun.clone();
-    order.sort_unstable();
-    order.dedup();
-    order.reverse();
-    // (node whose undos are blocked, the step whose undo failed)
-    let mut blocked: Vec<(Side, String)> = Vec::new();
-    let mut left: Vec<String> = Vec::new();
-    let keep = ctx.job.keep_dst;
-    let handoff = ctx.job.plan.scenario == Scenario::D2;
-    for i in order {
-        let Some(step) = steps.get(i) else { continue };
-        if step.post_commit() || st.undone.contains(&i) {
-            continue;
+/// A migration as the shared engine ([`crate::runner`]) runs it: the steps
+/// of the plan through [`ops`], undo dependencies between the two nodes,
+/// the downtime and the online freeze measured around the steps.
+struct Migration<'a> {
+    ctx: &'a mut Ctx,
+    down_start: Option<Instant>,
+    freeze_start: Option<Instant>,
+    frozen_for: Option<(f64, Option<u64>)>,
+}
+
+impl<'a> Migration<'a> {
+    fn new(ctx: &'a mut Ctx) -> Self {
+        Migration {
+            ctx,
+            down_start: None,
+            freeze_start: None,
+            frozen_for: None,
         }
-        let name = step.name();
-        if st.noop.contains(&i) {
-            say(&format!(
-                "undo {name}: nothing to undo (the step found nothing to do)"
-            ));
-            continue;
-        }
-        let desc = step.undo_describe(keep);
-        let side = step.undo_side();
-        if let Some((_, cause)) = blocked
+    }
+}
+
+impl runner::Plan for Migration<'_> {
+    type Step = Step;
+
+    fn steps(&self) -> Vec<Step> {
+        self.ctx.job.plan.steps.clone()
+    }
+    fn commit_index(&self) -> usize {
+        self.ctx.job.plan.commit_index()
+    }
+    fn critical_index(&self) -> Option<usize> {
+        self.ctx.job.plan.critical_index()
+    }
+    fn commits_when_done(&self, s: &Step) -> bool {
+        // the container lives on the target from this step on
+        s.starts_target()
+    }
+    fn name(&self, s: &Step) -> String {
+        s.name()
+    }
+    fn describe(&self, s: &Step) -> String {
+        s.describe().to_string()
+    }
+    fn undo_describe(&self, s: &Step) -> String {
+        s.undo_describe(self.ctx.job.keep_dst).to_string()
+    }
+    fn run(&mut self, s: &Step) -> Result<bool> {
+        ops::run(self.ctx, s)
+    }
+    fn undo(&mut self, s: &Step, begun: &[Step]) -> Result<()> {
+        ops::undo(self.ctx, s, begun)
+    }
+    fn recover_hint(&self) -> String {
+        format!("vzfs-migrate --recover {}", self.ctx.job.ctid)
+    }
+    fn owes_undo(&self, s: &Step) -> bool {
+        !s.post_commit()
+    }
+    fn finishes_forward(&self, _i: usize, s: &Step) -> bool {
+        s.post_commit()
+    }
+    fn undo_side(&self, s: &Step) -> usize {
+        side_index(s.undo_side())
+    }
+    fn side_name(&self, side: usize) -> Option<&'static str> {
+        Some(
+            if side == 0 {
+                Side::Source
+            } else {
+                Side::Target
+            }
+            .name(),
+        )
+    }
+    fn undo_needs(&self, s: &Step) -> Vec<usize> {
+        let handoff = self.ctx.job.plan.scenario == Scenario::D2;
+        s.undo_needs(handoff)
             .iter()
-            .find(|(s, _)| step.undo_needs(handoff).contains(s))
-            .cloned()
-        {
-            say(&format!(
-                "undo {name} ({desc}): skipped: it needs the undo of {cause}, which failed"
-            ));
-            sum.undo.push(UndoReport {
-                name: name.clone(),
-                ok: false,
-                error: Some(format!("skipped: needs the undo of {cause}")),
-            });
-            left.push(format!("{name} on the {} ({desc}; skipped)", side.name()));
-            blocked.push((side, cause));
-            continue;
+            .map(|x| side_index(*x))
+            .collect()
+    }
+    fn before_step(&mut self, _i: usize, s: &Step) {
+        if stops_source(s) && self.down_start.is_none() {
+            self.down_start = Some(Instant::now());
         }
-        let r = fp
-            .hit(&format!("undo:{name}"))
-            .and_then(|_| ops::undo(ctx, step, &begun));
-        match r {
-            Ok(()) => {
-                j.append(&Record::Undone { i })?;
-                say(&format!("undo {name} ({desc}): ok"));
-                sum.undo.push(UndoReport {
-                    name,
-                    ok: true,
-                    error: None,
-                });
-            }
-            Err(e) => {
-                say(&format!("undo {name} ({desc}): FAILED: {}", e.chain()));
-                sum.undo.push(UndoReport {
-                    name: name.clone(),
-                    ok: false,
-                    error: Some(e.chain()),
-                });
-                left.push(format!(
-                    "{name} on the {} ({desc}; FAILED: {})",
-                    side.name(),
-                    e.chain()
-                ));
-                blocked.push((side, name));
+        if *s == Step::SuspendSrc {
+            self.freeze_start = Some(Instant::now());
+        }
+    }
+    fn after_step(&mut self, _i: usize, s: &Step, ok: bool, sum: &mut Summary) {
+        if !ok {
+            return;
+        }
+        if let (Step::ResumeDst, Some(f0)) = (s, self.freeze_start) {
+            let frozen = f0.elapsed().as_secs_f64();
+            let bytes = std::fs::metadata(self.ctx.job.src_dump_file())
+                .ok()
+                .map(|m| m.len())
+                .or(self.ctx.dump_bytes);
+            self.frozen_for = Some((frozen, bytes));
+        }
+        if s.starts_target() {
+            if let Some(d) = self.down_start {
+                sum.downtime_seconds = Some(d.elapsed().as_secs_f64());
             }
         }
     }
-    if left.is_empty() {
-        return Ok(());
+    fn finish(&mut self, sum: &mut Summary) {
+        if let Some((frozen, bytes)) = self.frozen_for {
+            sum.freeze = Some(freeze_breakdown(sum, frozen, bytes));
+        }
     }
-    let target_clean = !blocked.iter().any(|(s, _)| *s == Side::Target);
-    Err(Error::Undo(format!(
-        "the undo is incomplete; left undone: {}; {}; the journal {} is kept: fix the cause, then run `vzfs-migrate --recover {}`",
-        left.join(", "),
-        if target_clean {
-            format!("the target {} holds nothing of this run{}", ctx.job.target, if keep { " but what --keep-dst keeps" } else { "" })
+    fn committed_error(&self, err: &Error, _journal: &Path) -> Error {
+        Error::Undo(format!(
+            "{}; the container now lives on the target {} (committed), only the source cleanup is left: run `vzfs-migrate --recover {}`",
+            err.chain(),
+            self.ctx.job.target,
+            self.ctx.job.ctid
+        ))
+    }
+    fn undo_left_note(&self, blocked: &[usize]) -> Option<String> {
+        let keep = self.ctx.job.keep_dst;
+        Some(if !blocked.contains(&side_index(Side::Target)) {
+            format!(
+                "the target {} holds nothing of this run{}",
+                self.ctx.job.target,
+                if keep {
+                    " but what --keep-dst keeps"
+                } else {
+                    ""
+                }
+            )
         } else {
-            format!("the target {} still holds what those undos would remove", ctx.job.target)
-        },
-        j.path().display(),
-        ctx.job.ctid
-    )))
+            format!(
+                "the target {} still holds what those undos would remove",
+                self.ctx.job.target
+            )
+        })
+    }
+    fn deferred_note(&self, sig: &str) -> String {
+        format!("{sig} received during the handoff; it was deferred and the migration completed")
+    }
 }
 
 /// Execute the plan (journal created by the caller).
 fn execute(ctx: &mut Ctx, j: &mut Journal, fp: &Failpoints, sum: &mut Summary) -> Result<()> {
-    let steps = ctx.job.plan.steps.clone();
-    let commit = ctx.job.plan.commit_index();
-    let critical = ctx.job.plan.critical_index();
-    let n = steps.len();
-    let mut down_start: Option<Instant> = None;
-    let mut freeze_start: Option<Instant> = None;
-    let mut frozen_for: Option<(f64, Option<u64>)> = None;
-    let mut committed = false;
-    let mut failure: Option<Error> = None;
-    for (i, step) in steps.iter().enumerate() {
-        let name = step.name();
-        if i == commit && !committed {
-            j.append(&Record::Commit)?;
-            committed = true;
-        }
-        // a signal that came before the critical section interrupts here,
-        // before the section begins
-        if i < commit {
-            if let Some(sig) = signals::pending() {
-                if !signals::critical() {
-                    failure = Some(Error::Interrupted(signals::signal_name(sig)));
-                    break;
-                }
-            }
-        }
-        if i >= commit {
-            signals::set_critical(true);
-        }
-        if critical == Some(i) {
-            signals::set_critical(true);
-        }
-        if let Err(e) = fp.hit(&format!("before:{name}")) {
-            failure = Some(Error::Step {
-                step: name,
-                source: Box::new(e),
-            });
-            break;
-        }
-        say(&format!("step {}/{n} {name}: {}", i + 1, step.describe()));
-        j.append(&Record::Begin { i })?;
-        if stops_source(step) && down_start.is_none() {
-            down_start = Some(Instant::now());
-        }
-        let t0 = Instant::now();
-        if *step == Step::SuspendSrc {
-            freeze_start = Some(t0);
-        }
-        let r = ops::run(ctx, step);
-        let secs = t0.elapsed().as_secs_f64();
-        if let (Step::ResumeDst, Ok(_), Some(f0)) = (step, &r, freeze_start) {
-            let frozen = f0.elapsed().as_secs_f64();
-            let bytes = std::fs::metadata(ctx.job.src_dump_file())
-                .ok()
-                .map(|m| m.len())
-                .or_else(|| ctx.dump_bytes);
-            frozen_for = Some((frozen, bytes));
-        }
-        match r {
-            Ok(noop) => {
-                j.append(&Record::Done { i, noop })?;
-                if noop {
-                    transport::log(&format!("step {name}: nothing to do (no undo owed)"));
-                }
-                if i + 1 == commit && step.starts_target() {
-                    // durable before anything else can fail: from here on
-                    // the container lives on the target and is never undone
-                    j.append(&Record::Commit)?;
-                    committed = true;
-                    signals::set_critical(true);
-                }
-                sum.steps.push(StepReport {
-                    name: name.clone(),
-                    status: if noop { "noop" } else { "done" }.into(),
-                    seconds: secs,
-                });
-            }
-            Err(e) => {
-                sum.steps.push(StepReport {
-                    name: name.clone(),
-                    status: "failed".into(),
-                    seconds: secs,
-                });
-                // the signal stopped the step's child: an interruption
-                // (exit 24), not the child's own failure
-                let e = match signals::pending() {
-                    Some(sig) if !signals::critical() => {
-                        Error::Interrupted(format!("{} ({})", signals::signal_name(sig), e.chain()))
-                    }
-                    _ => e,
-                };
-                failure = Some(Error::Step {
-                    step: name,
-                    source: Box::new(e),
-                });
-                break;
-            }
-        }
-        if starts_target(step) {
-            if let Some(d) = down_start {
-                sum.downtime_seconds = Some(d.elapsed().as_secs_f64());
-            }
-        }
-        if let Err(e) = fp.hit(&format!("after:{name}")) {
-            failure = Some(Error::Step {
-                step: name,
-                source: Box::new(e),
-            });
-            break;
-        }
-    }
-    if let Some((frozen, bytes)) = frozen_for {
-        sum.freeze = Some(freeze_breakdown(sum, frozen, bytes));
-    }
-    let Some(err) = failure else {
-        signals::set_critical(false);
-        if let Some(sig) = signals::pending() {
-            say(&format!(
-                "{} received during the handoff; it was deferred and the migration completed",
-                signals::signal_name(sig)
-            ));
-        }
-        return Ok(());
-    };
-    let st = journal::read(j.path())?;
-    if st.committed {
-        return Err(Error::Undo(format!(
-            "{}; the container now lives on the target {} (committed), only the source cleanup is left: run `vzfs-migrate --recover {}`",
-            err.chain(),
-            ctx.job.target,
-            ctx.job.ctid
-        )));
-    }
-    say(&format!("error: {}; undoing", err.chain()));
-    match undo_all(ctx, j, fp, sum) {
-        Ok(()) => Err(err),
-        Err(u) => Err(Error::Undo(format!("{}; {}", err.chain(), u))),
-    }
+    runner::execute(&mut Migration::new(ctx), j, fp, sum)
 }
 
 /// The whole run for options `opts`; returns the summary (exit code in it).
@@ -1113,73 +972,28 @@ fn recover(opts: &Options, etc: &VzEtc, ctid: u32, sum: &mut Summary) -> Result<
         sum.target = job.target.clone();
         sum.scenario = Some(job.plan.scenario.name().into());
         sum.state = Some(job.plan.state.name().into());
-        let mut j = Journal::open(&jpath)?;
+        let committed = st.committed;
+        let j = Journal::open(&jpath)?;
         let mut ctx = Ctx::new(job, None, None);
-        if st.committed {
+        if committed {
             say(&format!(
                 "recover CT {ctid}: the migration was committed; finishing the source cleanup"
             ));
-            let steps = ctx.job.plan.steps.clone();
-            for (i, s) in steps.iter().enumerate() {
-                if s.post_commit() && !st.done.contains(&i) {
-                    j.append(&Record::Begin { i })?;
-                    ops::run(&mut ctx, s).map_err(|e| Error::Step {
-                        step: s.name(),
-                        source: Box::new(e),
-                    })?;
-                    j.append(&Record::Done { i, noop: false })?;
-                    say(&format!("step {}: done", s.name()));
-                }
-            }
-            sum.result = "recovered".into();
         } else {
             say(&format!(
                 "recover CT {ctid}: undoing the interrupted migration to {}",
                 ctx.job.target
             ));
-            undo_all(&mut ctx, &mut j, &fp, sum)?;
-            sum.result = "undone".into();
         }
+        let r = runner::recover(&mut Migration::new(&mut ctx), j, &fp, sum);
         if let Some(r) = ctx.take_remote() {
             r.close();
         }
-        j.remove()
+        r
     })();
     let rel = lock.release();
     res?;
     rel
-}
-
-pub fn print_times(sum: &Summary) {
-    eprintln!("times:");
-    for s in &sum.steps {
-        eprintln!("  {:<20} {:>9.3}s  {}", s.name, s.seconds, s.status);
-    }
-    if let Some(d) = sum.downtime_seconds {
-        eprintln!("  {:<20} {:>9.3}s", "downtime", d);
-    }
-    if let Some(f) = &sum.freeze {
-        eprintln!(
-            "online freeze{}:",
-            f.dump_bytes
-                .map(|b| format!(" (dump {:.1} MiB)", b as f64 / (1u64 << 20) as f64))
-                .unwrap_or_default()
-        );
-        eprintln!("  {:<20} {:>9.3}s", "suspend+dump", f.suspend_dump_seconds);
-        eprintln!(
-            "  {:<20} {:>9.3}s",
-            format!("dump transfer ({})", f.dump_transfer),
-            f.dump_transfer_seconds
-        );
-        eprintln!("  {:<20} {:>9.3}s", "second rsync", f.second_rsync_seconds);
-        eprintln!(
-            "  {:<20} {:>9.3}s",
-            "undump+resume", f.undump_resume_seconds
-        );
-        eprintln!("  {:<20} {:>9.3}s", "other", f.other_seconds);
-        eprintln!("  {:<20} {:>9.3}s", "frozen total", f.frozen_seconds);
-    }
-    eprintln!("  {:<20} {:>9.3}s", "total", sum.total_seconds);
 }
 
 #[allow(dead_code)]

@@ -208,7 +208,7 @@ pub enum Error {
     #[error("failpoint {0} triggered")]
     Failpoint(String),
 
-    #[error("interrupted by {0}; the migration was undone")]
+    #[error("interrupted by {}; {} was undone", .0, crate::transport::run_noun())]
     Interrupted(String),
 
     #[error("{0}")]

@@ -103,14 +103,20 @@ impl Failpoints {
         match self.action(name) {
             None => Ok(()),
             Some(Action::Sleep(ms)) => {
-                eprintln!("vzfs-migrate: failpoint {name}: sleeping {ms} ms");
+                eprintln!(
+                    "{}: failpoint {name}: sleeping {ms} ms",
+                    crate::transport::program()
+                );
                 // std's sleep resumes after a signal handler ran (EINTR)
                 std::thread::sleep(std::time::Duration::from_millis(ms));
                 Ok(())
             }
             Some(Action::Fail) => Err(Error::Failpoint(name.to_string())),
             Some(Action::Crash) => {
-                eprintln!("vzfs-migrate: failpoint {name}: crashing (SIGKILL)");
+                eprintln!(
+                    "{}: failpoint {name}: crashing (SIGKILL)",
+                    crate::transport::program()
+                );
                 // SAFETY: plain syscalls; the process dies here like on kill -9.
                 unsafe {
                     libc::kill(libc::getpid(), libc::SIGKILL);

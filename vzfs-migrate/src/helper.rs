@@ -44,10 +44,7 @@ use std::path::{Path, PathBuf};
 use vzfs::config::{self, VzConfig, VzEtc};
 use vzfs::hook::{CtFs, Outcome};
 
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// Bumped whenever a helper command changes (2: `serve`, the session;
-/// 3: quota and `--keep-dst` marker commands; 4: hook, holders and MMP facts).
-pub const PROTO: u32 = 4;
+pub use crate::protocol::{PROTO, VERSION};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Facts {
@@ -692,7 +689,7 @@ pub fn dispatch(etc: &VzEtc, args: &[String]) -> Result<Value> {
     let cmd = args.first().map(String::as_str).unwrap_or("");
     let rest = &args[args.len().min(1)..];
     match cmd {
-        "version" => Ok(json!({"version": VERSION, "proto": PROTO})),
+        "version" => Ok(crate::protocol::version_answer()),
         "facts" => {
             let ctid = ctid_arg(rest.first())?;
             let mut device = None;
@@ -958,7 +955,12 @@ pub fn main(args: &[String]) -> i32 {
         _ => (VzEtc::default(), args),
     };
     if args.first().map(String::as_str) == Some("serve") {
-        return crate::session::serve(&etc, &args[1..]);
+        return crate::session::serve(&etc, &args[1..], &|etc, args, input| {
+            set_input(input);
+            let r = dispatch(etc, args);
+            set_input(None);
+            r
+        });
     }
     let answer = match dispatch(&etc, args) {
         Ok(data) => json!({"ok": true, "data": data}),

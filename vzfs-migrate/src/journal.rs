@@ -45,7 +45,13 @@ pub struct Journal {
 }
 
 pub fn journal_path(dir: &Path, ctid: u32) -> PathBuf {
-    dir.join(format!("{ctid}.migrate-journal"))
+    journal_path_of(dir, ctid, "migrate")
+}
+
+/// The journal of tool `tool` (`migrate`: `vzfs-migrate`, `create`:
+/// `vzfs-create`): `DIR/<CTID>.<tool>-journal`.
+pub fn journal_path_of(dir: &Path, ctid: u32, tool: &str) -> PathBuf {
+    dir.join(format!("{ctid}.{tool}-journal"))
 }
 
 fn sys(op: &str, p: &Path, e: std::io::Error) -> Error {
@@ -61,12 +67,22 @@ fn fsync_dir(dir: &Path) -> Result<()> {
 impl Journal {
     /// Create the journal with its header; fails (exit 20) if one exists.
     pub fn create<H: Serialize>(dir: &Path, ctid: u32, header: &H) -> Result<Journal> {
+        Self::create_of(dir, ctid, "migrate", header)
+    }
+
+    /// [`Journal::create`] for tool `tool` (see [`journal_path_of`]).
+    pub fn create_of<H: Serialize>(
+        dir: &Path,
+        ctid: u32,
+        tool: &str,
+        header: &H,
+    ) -> Result<Journal> {
         std::fs::create_dir_all(dir).map_err(|e| sys("cannot create journal directory", dir, e))?;
-        let path = journal_path(dir, ctid);
+        let path = journal_path_of(dir, ctid, tool);
         if path.exists() {
-            return Err(exists_error(&path, ctid));
+            return Err(exists_error(&path, ctid, tool));
         }
-        let tmp = dir.join(format!("{ctid}.migrate-journal.tmp"));
+        let tmp = dir.join(format!("{ctid}.{tool}-journal.tmp"));
         let header = serde_json::to_value(header).expect("journal header serializes");
         let mut line =
             serde_json::to_string(&Record::Header { header }).expect("record serializes");
@@ -87,7 +103,7 @@ impl Journal {
         std::fs::hard_link(&tmp, &path).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             if e.kind() == std::io::ErrorKind::AlreadyExists {
-                exists_error(&path, ctid)
+                exists_error(&path, ctid, tool)
             } else {
                 sys("cannot create journal", &path, e)
             }
@@ -134,12 +150,18 @@ impl Journal {
     }
 }
 
-fn exists_error(path: &Path, ctid: u32) -> Error {
+/// The refusal when a journal of `tool` exists (exit 20).
+pub fn exists_error(path: &Path, ctid: u32, tool: &str) -> Error {
+    let what = if tool == "migrate" {
+        "migration"
+    } else {
+        "run"
+    };
     Error::check(
         Kind::Locked,
         format!("journal {}", path.display()),
         format!(
-            "an unfinished migration of container {ctid} exists; run `vzfs-migrate --recover {ctid}` first"
+            "an unfinished {what} of container {ctid} exists; run `vzfs-{tool} --recover {ctid}` first"
         ),
     )
 }

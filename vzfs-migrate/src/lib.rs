@@ -1,7 +1,9 @@
 //! vzfs-migrate: filesystem-aware, vzmigrate-compatible migration of OpenVZ
-//! containers. `main.rs` only parses arguments and calls [`run`].
+//! containers, and `vzfs-create`. `main.rs` only parses arguments and calls
+//! [`main_with_args`]; `create_main.rs` calls [`create::main_with_args`].
 //!
-//! Modules: [`cli`] (options), [`error`] (errors, exit codes), [`plan`]
+//! Modules: [`runner`] (the engine both run their plans on), [`create`]
+//! (vzfs-create), [`protocol`] (the helper protocol), [`cli`] (options), [`error`] (errors, exit codes), [`plan`]
 //! (scenarios and steps), [`engine`] (running a plan with its journal,
 //! failpoints, undo and `--recover`), [`ops`] (what each step does on the
 //! two nodes), [`helper`] (the target side, run over ssh), [`hostops`]
@@ -9,6 +11,7 @@
 //! helper session on the target), [`transport`] (ssh, rsync), [`vzctl`], [`lock`], [`journal`], [`failpoint`], [`signals`].
 
 pub mod cli;
+pub mod create;
 pub mod engine;
 pub mod error;
 pub mod failpoint;
@@ -18,6 +21,8 @@ pub mod journal;
 pub mod lock;
 pub mod ops;
 pub mod plan;
+pub mod protocol;
+pub mod runner;
 pub mod session;
 pub mod signals;
 pub mod transport;

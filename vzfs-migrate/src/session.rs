@@ -1,4 +1,5 @@
-//! One helper session on the target for the whole run: `vzfs-migrate
+//! One helper session on the target for the whole run (the wire types are
+//! in [`crate::protocol`]; this module never imports [`crate::helper`]): `vzfs-migrate
 //! helper serve` started once over the run's multiplexed ssh connection,
 //! answering every helper command and every target-side vzctl run over its
 //! stdin/stdout. A separate `ssh host cmd` per call costs a new session on
@@ -28,11 +29,10 @@
 //! the target may have done it) and is started again for the next one.
 
 use crate::error::{Error, Kind, Result};
-use crate::helper::{self, PROTO, VERSION};
+use crate::protocol::{answer, version_answer, Dispatch, ExecResult, Request, PROTO, VERSION};
 use crate::signals;
 use crate::transport::{self, Ssh};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::FromRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -40,34 +40,6 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 use vzfs::config::VzEtc;
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(untagged)]
-enum Request {
-    Helper {
-        args: Vec<String>,
-        input: Option<Vec<u8>>,
-    },
-    Vzctl {
-        vzctl: Vec<String>,
-    },
-}
-
-/// What a target-side vzctl run returned.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ExecResult {
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-fn answer(r: Result<Value>) -> Value {
-    match r {
-        Ok(data) => json!({"ok": true, "data": data}),
-        Err(e) => json!({"ok": false, "kind": e.kind().name(), "error": e.chain()}),
-    }
-}
 
 fn run_vzctl(vzctl: &str, args: &[String]) -> Result<Value> {
     let o = Command::new(vzctl)
@@ -90,9 +62,10 @@ fn run_vzctl(vzctl: &str, args: &[String]) -> Result<Value> {
     Ok(serde_json::to_value(r).expect("serializes"))
 }
 
-/// `vzfs-migrate helper [--etc DIR] serve [--vzctl PROG]`: the server loop.
-/// Returns the exit code (0 at EOF, 1 when it could not start or write).
-pub fn serve(etc: &VzEtc, args: &[String]) -> i32 {
+/// `vzfs-migrate helper [--etc DIR] serve [--vzctl PROG]`: the server loop;
+/// helper commands go to `dispatch` ([`crate::helper`]'s). Returns the exit
+/// code (0 at EOF, 1 when it could not start or write).
+pub fn serve(etc: &VzEtc, args: &[String], dispatch: Dispatch<'_>) -> i32 {
     let vzctl = match args {
         [] => "vzctl".to_string(),
         [o, v] if o == "--vzctl" => v.clone(),
@@ -147,7 +120,7 @@ pub fn serve(etc: &VzEtc, args: &[String]) -> i32 {
             std::fs::File::from_raw_fd(out),
         )
     };
-    let greet = answer(Ok(json!({"version": VERSION, "proto": PROTO})));
+    let greet = answer(Ok(version_answer()));
     if writeln!(out, "{greet}").and_then(|_| out.flush()).is_err() {
         return 1;
     }
@@ -157,12 +130,7 @@ pub fn serve(etc: &VzEtc, args: &[String]) -> i32 {
             continue;
         }
         let a = match serde_json::from_str::<Request>(&line) {
-            Ok(Request::Helper { args, input }) => {
-                helper::set_input(input);
-                let r = helper::dispatch(etc, &args);
-                helper::set_input(None);
-                answer(r)
-            }
+            Ok(Request::Helper { args, input }) => answer(dispatch(etc, &args, input)),
             Ok(Request::Vzctl { vzctl: a }) => answer(run_vzctl(&vzctl, &a)),
             Err(e) => answer(Err(Error::Usage(format!("helper serve: bad request: {e}")))),
         };

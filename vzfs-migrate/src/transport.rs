@@ -32,11 +32,32 @@ pub fn verbose() -> u8 {
     VERBOSE.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+static PROGRAM: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// The name messages start with (`vzfs-migrate` unless set once by the
+/// binary, e.g. `vzfs-create`).
+pub fn set_program(name: &'static str) {
+    let _ = PROGRAM.set(name);
+}
+
+pub fn program() -> &'static str {
+    PROGRAM.get().copied().unwrap_or("vzfs-migrate")
+}
+
+/// What a run of the program is called in messages ("the migration").
+pub fn run_noun() -> &'static str {
+    if program() == "vzfs-migrate" {
+        "the migration"
+    } else {
+        "the run"
+    }
+}
+
 /// A line `vzfs-migrate: MSG` on stderr; a write error (the terminal
 /// went away) is ignored rather than a panic mid-migration.
 pub fn say(msg: &str) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "vzfs-migrate: {msg}");
+    let _ = writeln!(std::io::stderr(), "{}: {msg}", program());
 }
 
 /// Log a line on stderr with `-v`.

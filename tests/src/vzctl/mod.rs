@@ -28,6 +28,12 @@
 //! it. Only `VE_LAYOUT=simfs` is supported (ploop: exit 3). Networking, quotas,
 //! resource limits and `exec`/`enter` are not simulated.
 //!
+//! `create` extracts the template `TEMPLATE/cache/<name>.tar.gz` with `tar
+//! --numeric-owner -xzf` as vzctl does: without `--xattrs`/`--acls`, so a
+//! template's xattrs and ACLs are not kept; it refuses a non-empty private
+//! area (exit 44) and an existing config file; it writes `--hostname` and
+//! every `--ipadd` (space-separated `IP_ADDRESS`) into the new config.
+//!
 //! Commands: `status start stop mount umount set create destroy chkpnt restore`.
 
 pub mod conf;
@@ -153,7 +159,7 @@ pub fn main(args: Vec<String>) -> i32 {
 
 const USAGE: &str = "Usage: vzctl [options] <command> <ctid> [parameters]
 (vzfs lab test double of vzctl 4.x)
-vzctl create <ctid> [--ostemplate <name>] [--config <name>] [--private <path>] [--root <path>] [--hostname <name>]
+vzctl create <ctid> [--ostemplate <name>] [--config <name>] [--private <path>] [--root <path>] [--hostname <name>] [--ipadd <addr>]...
 vzctl destroy | mount | umount | status <ctid>
 vzctl start <ctid> [--skip-remount] [--wait] [--force]
 vzctl stop <ctid> [--fast] [--skip-umount]
@@ -190,6 +196,7 @@ impl Opts {
                 ("private", true),
                 ("root", true),
                 ("hostname", true),
+                ("ipadd", true),
                 ("layout", true),
             ],
             "chkpnt" => &[
@@ -243,6 +250,13 @@ impl Opts {
     }
     fn flag(&self, n: &str) -> bool {
         self.items.iter().any(|(k, _)| k == n)
+    }
+    fn values(&self, n: &str) -> Vec<&str> {
+        self.items
+            .iter()
+            .filter(|(k, _)| k == n)
+            .filter_map(|(_, v)| v.as_deref())
+            .collect()
     }
     fn value(&self, n: &str) -> Option<&str> {
         self.items
@@ -822,6 +836,11 @@ impl Vz {
         ];
         if let Some(h) = opts.value("hostname") {
             changes.push(("HOSTNAME".into(), h.to_string()));
+        }
+        // every --ipadd, space-separated, as vzctl writes IP_ADDRESS
+        let ips: Vec<&str> = opts.values("ipadd");
+        if !ips.is_empty() {
+            changes.push(("IP_ADDRESS".into(), ips.join(" ")));
         }
         let text = conf::rewrite(&base, &changes);
         if let Err(e) = conf::write_atomic(&self.conffile, &text) {
