@@ -30,6 +30,8 @@ package: prereqs
 # (tests/tests/packages.rs) check the packages `package` just built.
 test: prereqs build package
 	$(CARGO) test --workspace -- --test-threads=$(TEST_THREADS)
+	@echo "== the hook's root tests again, against the static vzfs-hook the packages ship"
+	VZFS_HOOK_BIN=$(CURDIR)/target/release/vzfs-hook $(CARGO) test -p vzfs-hook --test hook_root --test hook_adversary -- --test-threads=$(TEST_THREADS)
 
 # The main job, in the two-node lab: every step printed in words.
 demo: prereqs

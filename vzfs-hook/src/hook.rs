@@ -453,42 +453,50 @@ pub fn premount(sys: &dyn Sys, etc: &VzEtc, ct: &CtFs) -> Result<Outcome> {
     // From the first look at the mount table until the mount is verified,
     // no other mount decision about this filesystem is made on this node.
     let _fs_lock = FsLock::acquire_fs(sys, &ct.lockdir, &fs, dev.dev, LOCK_TIMEOUT)?;
-    let table = read_table(sys)?;
-    if let Some(top) = table.top_at(&mp.path) {
-        if top.dev == dev.dev {
-            log::info(&format!(
-                "CT {}: {} is already mounted on {}: nothing to do",
-                ct.ctid,
-                dev.node.display(),
-                mp.path.display()
-            ));
-            return Ok(Outcome::AlreadyMounted {
-                device: dev.node,
-                path: mp.path,
-            });
+    // The usual case, proven cheaply: nothing is mounted on VE_PRIVATE (the
+    // kernel says it is no mount root) and the device is mounted nowhere on
+    // this node, in no namespace (an exclusive open succeeds). Anything else,
+    // or a kernel that cannot say, goes through mountinfo.
+    let clean =
+        paths::lookup(&mp.path)?.mount_root == Some(false) && device::is_released(&dev.node)?;
+    if !clean {
+        let table = read_table(sys)?;
+        if let Some(top) = table.top_at(&mp.path) {
+            if top.dev == dev.dev {
+                log::info(&format!(
+                    "CT {}: {} is already mounted on {}: nothing to do",
+                    ct.ctid,
+                    dev.node.display(),
+                    mp.path.display()
+                ));
+                return Ok(Outcome::AlreadyMounted {
+                    device: dev.node,
+                    path: mp.path,
+                });
+            }
+            return Err(Error::refused(format!(
+                "{} already has {} ({}, {}) mounted on it, not VE_DEVICE {}; unmount it or fix VE_PRIVATE/VE_DEVICE",
+                crate::text::path(&mp.path),
+                crate::text::escape(&top.source),
+                crate::text::escape(&top.fstype),
+                top.dev,
+                dev
+            )));
         }
-        return Err(Error::refused(format!(
-            "{} already has {} ({}, {}) mounted on it, not VE_DEVICE {}; unmount it or fix VE_PRIVATE/VE_DEVICE",
-            crate::text::path(&mp.path),
-            crate::text::escape(&top.source),
-            crate::text::escape(&top.fstype),
-            top.dev,
-            dev
-        )));
-    }
-    let elsewhere: Vec<String> = table
-        .by_dev(dev.dev)
-        .map(|e| crate::text::path(&e.mount_point))
-        .collect();
-    if !elsewhere.is_empty() {
-        return Err(Error::refused(format!(
-            "{} is already mounted at {}; a filesystem must be mounted once: unmount it there first",
-            dev,
-            elsewhere.join(", ")
-        )));
+        let elsewhere: Vec<String> = table
+            .by_dev(dev.dev)
+            .map(|e| crate::text::path(&e.mount_point))
+            .collect();
+        if !elsewhere.is_empty() {
+            return Err(Error::refused(format!(
+                "{} is already mounted at {}; a filesystem must be mounted once: unmount it there first",
+                dev,
+                elsewhere.join(", ")
+            )));
+        }
     }
     paths::check_empty(&mp, &dev.node.display().to_string())?;
-    if !device::is_released(&dev.node)? {
+    if !clean && !device::is_released(&dev.node)? {
         let ns = holders::namespaces_holding(dev.dev, false);
         return Err(Error::refused(format!(
             "{} is in use on this node: {}; release it first",
@@ -528,10 +536,19 @@ pub fn premount(sys: &dyn Sys, etc: &VzEtc, ct: &CtFs) -> Result<Outcome> {
         hint: mount_hint(errno, &fstype),
     })?;
 
-    let after = read_table(sys)?;
-    match after.top_at(&mp.path) {
-        Some(top) if top.dev == dev.dev => {}
-        other => {
+    // Verified: the path now leads to the root of a mount of the device
+    // (or, where the kernel cannot say, mountinfo shows it on top).
+    let here = paths::lookup(&mp.path)?;
+    let verified = here.mount_root == Some(true) && here.dev == dev.dev;
+    let after = if verified {
+        None
+    } else {
+        Some(read_table(sys)?)
+    };
+    match after.as_ref().map(|t| t.top_at(&mp.path)) {
+        None => {}
+        Some(Some(top)) if top.dev == dev.dev => {}
+        Some(other) => {
             return Err(Error::refused(format!(
                 "mounted {} but mountinfo shows {} at {}; check `findmnt {}` by hand",
                 dev.node.display(),

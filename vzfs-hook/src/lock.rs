@@ -27,7 +27,6 @@ use crate::mountinfo::DevNum;
 use crate::sys::Sys;
 use nix::errno::Errno;
 use std::fs::File;
-use std::io::{Seek, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -158,23 +157,29 @@ impl HeldLock {
         what: &str,
         timeout: Duration,
     ) -> Result<HeldLock> {
-        if !lockdir.is_dir() {
-            std::fs::DirBuilder::new()
-                .mode(0o755)
-                .create(lockdir)
-                .or_else(|e| {
-                    if e.kind() == std::io::ErrorKind::AlreadyExists {
-                        Ok(())
-                    } else {
-                        Err(Error::Lock {
-                            path: lockdir.to_path_buf(),
-                            op: "create lock directory (LOCKDIR)",
-                            source: e,
-                        })
-                    }
-                })?;
-        }
-        let mut file = open_lock_file(path)?;
+        // LOCKDIR is created on first use only (one open in the usual case).
+        let file = match open_lock_file(path) {
+            Err(Error::Lock { ref source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && !lockdir.is_dir() =>
+            {
+                std::fs::DirBuilder::new()
+                    .mode(0o755)
+                    .create(lockdir)
+                    .or_else(|e| {
+                        if e.kind() == std::io::ErrorKind::AlreadyExists {
+                            Ok(())
+                        } else {
+                            Err(Error::Lock {
+                                path: lockdir.to_path_buf(),
+                                op: "create lock directory (LOCKDIR)",
+                                source: e,
+                            })
+                        }
+                    })?;
+                open_lock_file(path)?
+            }
+            r => r?,
+        };
         let start = Instant::now();
         let mut pause = Duration::from_millis(1);
         loop {
@@ -209,10 +214,13 @@ impl HeldLock {
                 }
             }
         }
-        // Diagnostics only: who holds it.
-        let _ = file.set_len(0);
-        let _ = file.rewind();
-        let _ = writeln!(file, "{}", std::process::id());
+        // Diagnostics only: who holds it. One pwrite of a fixed width (a pid
+        // has at most 10 digits) replaces the previous holder's line.
+        let _ = std::os::unix::fs::FileExt::write_all_at(
+            &file,
+            format!("{:<10}\n", std::process::id()).as_bytes(),
+            0,
+        );
         Ok(HeldLock {
             path: path.to_path_buf(),
             _file: file,

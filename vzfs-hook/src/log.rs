@@ -40,12 +40,17 @@ impl Logger {
         }
         self.syslog
             .get_or_init(|| {
-                syslog::unix(syslog::Formatter3164 {
-                    facility: syslog::Facility::LOG_DAEMON,
-                    hostname: None,
-                    process: self.ident.clone(),
-                    pid: std::process::id(),
-                })
+                // Linux's syslog socket only (the crate's `unix()` also tries
+                // BSD and macOS paths: two more sockets on every failed try).
+                syslog::unix_custom(
+                    syslog::Formatter3164 {
+                        facility: syslog::Facility::LOG_DAEMON,
+                        hostname: None,
+                        process: self.ident.clone(),
+                        pid: std::process::id(),
+                    },
+                    "/dev/log",
+                )
                 .ok()
                 .map(Mutex::new)
             })
@@ -102,7 +107,10 @@ pub fn log(level: Level, msg: &str) {
         Level::Warn => "warning: ",
         Level::Info | Level::Debug => "",
     };
-    let _ = writeln!(std::io::stderr().lock(), "{}: {}{}", l.ident, tag, msg);
+    // One write(2) per line: stderr is unbuffered, and a line written in
+    // pieces can interleave with another process's output.
+    let line = format!("{}: {}{}\n", l.ident, tag, msg);
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
     if let Some(s) = l.syslog() {
         if let Ok(mut s) = s.lock() {
             let _ = match level {

@@ -45,6 +45,51 @@ impl MountPoint {
     }
 }
 
+/// What a path lookup finds at a path right now (through any mounts on it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lookup {
+    /// Whether the path is the root of a mount; `None` when the kernel does
+    /// not say (`STATX_ATTR_MOUNT_ROOT` is Linux 5.8+): then only mountinfo
+    /// can tell.
+    pub mount_root: Option<bool>,
+    /// The device of the filesystem found there.
+    pub dev: crate::mountinfo::DevNum,
+}
+
+/// `statx(path, AT_SYMLINK_NOFOLLOW)`: the filesystem and mount-root state
+/// at `path` (a canonical path). A cheap answer to "is anything mounted
+/// here, and what": the callers use mountinfo whenever it is not a clear no.
+pub fn lookup(path: &Path) -> Result<Lookup> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::refused(format!("{} holds a NUL byte", crate::text::path(path))))?;
+    // SAFETY: statx fills the zeroed struct; `c` is a valid C string. The
+    // raw system call: glibc's statx() wrapper is a weak symbol that a
+    // static link may leave unresolved.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_statx,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_TYPE,
+            &mut stx as *mut libc::statx,
+        )
+    };
+    if r != 0 {
+        return Err(Error::io("stat", path, std::io::Error::last_os_error()));
+    }
+    let known = stx.stx_attributes_mask & libc::STATX_ATTR_MOUNT_ROOT as u64 != 0;
+    Ok(Lookup {
+        mount_root: known.then_some(stx.stx_attributes & libc::STATX_ATTR_MOUNT_ROOT as u64 != 0),
+        dev: crate::mountinfo::DevNum {
+            major: stx.stx_dev_major,
+            minor: stx.stx_dev_minor,
+        },
+    })
+}
+
 /// Normalises `p` lexically (no filesystem access): removes `.`, resolves `..`.
 pub fn lexical(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();

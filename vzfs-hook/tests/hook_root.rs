@@ -53,8 +53,8 @@ fn xfs_with_options_and_per_ct_script_name() {
             &dev,
             "VE_DEVICE_OPTIONS=\"noatime,nodev\"\nVE_DEVICE_FSTYPE=\"xfs\"\n",
         );
-        std::os::unix::fs::symlink(HOOK, "/etc/vz/conf/202.premount").unwrap();
-        std::os::unix::fs::symlink(HOOK, "/etc/vz/conf/202.postumount").unwrap();
+        std::os::unix::fs::symlink(&*HOOK, "/etc/vz/conf/202.premount").unwrap();
+        std::os::unix::fs::symlink(&*HOOK, "/etc/vz/conf/202.postumount").unwrap();
         let r = w.vzctl_hook("202.premount", "202");
         assert_code(&r, 0, "premount");
         assert!(
@@ -571,7 +571,7 @@ fn admin_subcommands_and_verbosity() {
             "quiet postumount",
         );
         assert_code(&w.admin(&["premount", "abc"]), 2, "bad CTID");
-        let r = Command::new(HOOK).arg("frobnicate").output().unwrap();
+        let r = Command::new(&*HOOK).arg("frobnicate").output().unwrap();
         assert_eq!(r.status.code(), Some(2), "clap usage error");
         // Started as a hook without vzctl's environment.
         let r = w

@@ -12,7 +12,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-pub const HOOK: &str = env!("CARGO_BIN_EXE_vzfs-hook");
+/// The vzfs-hook binary under test: this build's, or the one named by
+/// `VZFS_HOOK_BIN` (`make test` runs the hook tests again against the static
+/// release build that the packages ship).
+pub static HOOK: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| match std::env::var("VZFS_HOOK_BIN") {
+        Ok(p) if !p.is_empty() => {
+            let p = std::fs::canonicalize(&p).unwrap_or_else(|e| panic!("VZFS_HOOK_BIN={p}: {e}"));
+            p.to_string_lossy().into_owned()
+        }
+        _ => env!("CARGO_BIN_EXE_vzfs-hook").to_string(),
+    });
 pub const VZCTL_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 static SKIPPED: AtomicUsize = AtomicUsize::new(0);
@@ -176,8 +186,8 @@ impl World {
             std::fs::create_dir_all(d).unwrap();
         }
         std::fs::write("/etc/vz/vz.conf", "## Global parameters\nLOCKDIR=/vz/lock\nDUMPDIR=/vz/dump\nVE_ROOT=/vz/root/$VEID\nVE_PRIVATE=/vz/private/$VEID\nVE_LAYOUT=simfs\n").unwrap();
-        symlink(HOOK, "/etc/vz/conf/vps.premount").unwrap();
-        symlink(HOOK, "/etc/vz/conf/vps.postumount").unwrap();
+        symlink(&*HOOK, "/etc/vz/conf/vps.premount").unwrap();
+        symlink(&*HOOK, "/etc/vz/conf/vps.postumount").unwrap();
         // Images live on the real disk (not the namespace's tmpfs) in a per-test dir.
         let scratch =
             std::env::temp_dir().join(format!("vzfs-hooktest-{}-{}", std::process::id(), name));
@@ -252,7 +262,7 @@ impl World {
 
     /// Runs the admin CLI: `vzfs-hook ARGS`.
     pub fn admin(&self, args: &[&str]) -> HookRun {
-        Command::new(HOOK)
+        Command::new(&*HOOK)
             .args(args)
             .stdin(Stdio::null())
             .output()
