@@ -6,7 +6,8 @@
 //! per-container lock in [`lock`], and the premount/postumount operations in
 //! [`hook`]. [`install`] and [`chain`] install the hook beside an admin's own
 //! action scripts and run those; [`cli`] is `vzfs-hook`'s command line (also
-//! read by `vzfs-docgen` for the man page and completions). All mount(2)/umount2(2)/flock(2) calls go through [`sys::Sys`].
+//! read by `vzfs-docgen` for the man page and completions); [`ocf`] is the
+//! Pacemaker resource agent `ocf:vzfs:container`. All mount(2)/umount2(2)/flock(2) calls go through [`sys::Sys`].
 
 pub mod chain;
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod install;
 pub mod lock;
 pub mod log;
 pub mod mountinfo;
+pub mod ocf;
 pub mod paths;
 pub mod sys;
 pub mod text;
