@@ -763,16 +763,26 @@ pub fn stop(p: &Params) -> R<()> {
         }
         Err(e) => return Err(e),
     };
+    // vzctl's own failure is reported; what decides is the state after it.
+    let mut vz_err = None;
     let st = status(&p.ctid)?;
     if st.running {
-        vzctl_ok(&p.ctid, &["stop", &p.ctid], &[31])?;
+        vz_err = vzctl_ok(&p.ctid, &["stop", &p.ctid], &[31]).err();
     }
     let st = status(&p.ctid)?;
     if st.running {
-        return Err(refused(p, "`vzctl stop` returned but the container still runs; the cluster will fence this node".into()));
+        return Err(refused(p, format!(
+            "the container still runs after `vzctl stop`{}; the stop fails so that the cluster fences this node",
+            vz_err.map_or(String::new(), |e| format!(" ({e})"))
+        )));
+    }
+    if let Some(e) = vz_err.take() {
+        log::warn(&e.to_string());
     }
     if st.mounted {
-        vzctl_ok(&p.ctid, &["umount", &p.ctid], &[40])?;
+        if let Err(e) = vzctl_ok(&p.ctid, &["umount", &p.ctid], &[40]) {
+            log::warn(&e.to_string());
+        }
     }
     let d = dev_state(&ct)?;
     if d.on_private {
