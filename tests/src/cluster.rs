@@ -647,3 +647,111 @@ pub fn sample_mounts(lab: &Lab, lun: &Disk, stop: &std::sync::atomic::AtomicBool
     }
     s
 }
+
+impl Cluster<'_> {
+    /// The pids of `host`'s processes named `comm` (its namespaces only: the
+    /// machine and other labs run the same daemons).
+    pub fn pids_named(&self, host: &str, comm: &str) -> Result<Vec<u32>> {
+        let m = NodeMap::read(&self.dir, host)?;
+        Ok(m.processes()
+            .into_iter()
+            .filter(|p| {
+                fs::read_to_string(format!("/proc/{p}/comm")).map(|c| c.trim() == comm).unwrap_or(false)
+            })
+            .collect())
+    }
+
+    /// kill -9 of `host`'s process(es) named `comm` (e.g. `corosync`).
+    pub fn kill9(&self, host: &str, comm: &str) -> Result<()> {
+        let pids = self.pids_named(host, comm)?;
+        if pids.is_empty() {
+            return Err(LabError::Usage(format!("no {comm} runs on {host}")));
+        }
+        for p in pids {
+            // SAFETY: kill(2) with a pid of that node.
+            unsafe {
+                libc::kill(p as libc::pid_t, libc::SIGKILL);
+            }
+        }
+        Ok(())
+    }
+
+    /// True once `host` has no process left (powered off).
+    pub fn is_off(&self, host: &str) -> bool {
+        NodeMap::read(&self.dir, host).map(|m| m.processes().is_empty()).unwrap_or(false)
+    }
+
+    /// The agent's own times of its last successful start on `host` (from
+    /// its message in the node's pacemaker log): the MMP check and
+    /// `vzctl start` (which holds the kernel's MMP wait), in seconds.
+    pub fn agent_start_times(&self, host: &str) -> Option<(f64, f64)> {
+        let p = self.dir.join(format!("node-{host}/var-log-pacemaker/pacemaker.log"));
+        let t = fs::read_to_string(p).ok()?;
+        let l = t.lines().rev().find(|l| l.contains("(MMP check "))?;
+        let rest = &l[l.find("(MMP check ")? + "(MMP check ".len()..];
+        let mmp: f64 = rest.split(' ').next()?.parse().ok()?;
+        let rest = &rest[rest.find("vzctl start ")? + "vzctl start ".len()..];
+        let start: f64 = rest.split(' ').next()?.parse().ok()?;
+        Some((mmp, start))
+    }
+}
+
+/// A failover's phases, in seconds: from the failure to the fence agent's
+/// start (detection: token timeout, new membership, scheduling), the fence
+/// agent, from the fencing to the LUN mounted on the survivor (the agent's
+/// MMP check of the dead node's block, the kernel's MMP wait, the hook),
+/// from the mount to the container running; the kernel's MMP wait inside
+/// `vzctl start` as the agent measured it when its log says.
+#[derive(Debug, Clone, Copy)]
+pub struct Failover {
+    pub detection: f64,
+    pub fencing: f64,
+    pub mount: f64,
+    pub start: f64,
+    pub total: f64,
+    pub agent_mmp_check: Option<f64>,
+    pub vzctl_start: Option<f64>,
+}
+
+impl Failover {
+    /// From the failure time, the fence log, the mount samples and the
+    /// moment the container was seen running on `survivor`.
+    pub fn measure(
+        c: &Cluster<'_>,
+        victim: &str,
+        survivor: &str,
+        failed_at: f64,
+        samples: &MountSamples,
+        running_at: f64,
+    ) -> Option<Failover> {
+        let f = c
+            .fencings()
+            .into_iter()
+            .find(|f| f.node == victim && f.start >= failed_at - 0.5)?;
+        let mounted = samples.mounted_after(survivor, f.start)?;
+        let times = c.agent_start_times(survivor);
+        Some(Failover {
+            detection: f.start - failed_at,
+            fencing: f.end - f.start,
+            mount: mounted - f.end,
+            start: running_at - mounted,
+            total: running_at - failed_at,
+            agent_mmp_check: times.map(|t| t.0),
+            vzctl_start: times.map(|t| t.1),
+        })
+    }
+
+    pub fn line(&self) -> String {
+        let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2}s"));
+        format!(
+            "total {:.2}s = detection {:.2}s + fencing {:.2}s + mount {:.2}s (agent MMP check {}, vzctl start with the kernel's MMP wait {}) + start {:.2}s",
+            self.total,
+            self.detection,
+            self.fencing,
+            self.mount,
+            opt(self.agent_mmp_check),
+            opt(self.vzctl_start),
+            self.start
+        )
+    }
+}

@@ -708,6 +708,7 @@ pub fn start(p: &Params) -> R<()> {
             dev.node.display()
         )));
     }
+    let t_mmp = Instant::now();
     if d.all.is_empty() {
         if let Some(why) = mmp_live_elsewhere(&p.ctid, &dev)? {
             cleanup_stale(p);
@@ -725,14 +726,20 @@ pub fn start(p: &Params) -> R<()> {
         p.config.display(),
         p.local_conf().display()
     ));
+    let mmp_secs = t_mmp.elapsed().as_secs_f64();
     let t0 = Instant::now();
     vzctl_ok(&p.ctid, &["start", &p.ctid], &[32])?;
+    let start_secs = t0.elapsed().as_secs_f64();
     let mut last = Health::Stopped;
-    while t0.elapsed() < Duration::from_secs(10) {
+    let t1 = Instant::now();
+    while t1.elapsed() < Duration::from_secs(10) {
         last = health(p, &ct)?;
         if last == Health::Running {
+            // The times tell the admin where a slow takeover went: the
+            // MMP check of a dead node's block, then the kernel's own MMP
+            // wait inside the mount (vzctl start).
             log::info(&format!(
-                "CT {}: running on this node, {} mounted on {}",
+                "CT {}: running on this node, {} mounted on {} (MMP check {mmp_secs:.1} s, vzctl start {start_secs:.1} s)",
                 p.ctid,
                 dev.node.display(),
                 ct.private.display()
