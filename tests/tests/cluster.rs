@@ -116,3 +116,58 @@ fn cluster_start_move_and_corosync_kill() {
     drop(c);
     lab.teardown().unwrap();
 }
+
+#[test]
+fn cluster_node_crash() {
+    let Some((lab, lun, shared)) = lab("cluster_node_crash") else {
+        return;
+    };
+    let ((c, failed_at, running_at, data), samples) = sampled(&lab, &lun, || {
+        let c = Cluster::start(&lab, &shared, "a").unwrap();
+        c.wait_running_on("a", "a", LONG).unwrap_or_else(|e| panic!("{e}\n{}", c.logs()));
+        mounted_only_on(&lab, &lun, "a");
+        let data = cluster::tree_sum(lab.host("a")).unwrap();
+        // The whole node dies (its LUN view first, as in a power loss).
+        let t = cluster::now();
+        c.crash("a").unwrap();
+        c.wait_running_on("b", "b", LONG).unwrap_or_else(|e| panic!("{e}\n{}", c.logs()));
+        let running_at = cluster::now();
+        (c, t, running_at, data)
+    });
+    assert!(c.fencings().iter().any(|f| f.node == "a"), "a was not fenced: {:?}", c.fencings());
+    mounted_only_on(&lab, &lun, "b");
+    assert_eq!(cluster::tree_sum(lab.host("b")).unwrap(), data, "data changed in the failover");
+    report("the active node crashed", &c, "a", "b", failed_at, &samples, running_at);
+    drop(c);
+    lab.teardown().unwrap();
+}
+
+#[test]
+fn cluster_stop_with_holder_fences() {
+    let Some((lab, lun, shared)) = lab("cluster_stop_with_holder_fences") else {
+        return;
+    };
+    let ((c, data), _samples) = sampled(&lab, &lun, || {
+        let c = Cluster::start(&lab, &shared, "a").unwrap();
+        c.wait_running_on("a", "a", LONG).unwrap_or_else(|e| panic!("{e}\n{}", c.logs()));
+        let data = cluster::tree_sum(lab.host("a")).unwrap();
+        // A process outside the container keeps the filesystem busy on a.
+        lab.host("a")
+            .sh_ok(&format!("cd /vz/private/{CTID}/data && setsid sleep 600 </dev/null >/dev/null 2>&1 &"))
+            .unwrap();
+        let o = c.crm("a", &["crm_resource", "--move", "-r", RSC, "-N", "b"]).unwrap();
+        assert!(o.success(), "{}", o.all());
+        // The stop on a fails (the agent kills nothing), so the cluster
+        // fences a before b may start the container.
+        c.wait_running_on("b", "b", LONG).unwrap_or_else(|e| panic!("{e}\n{}", c.logs()));
+        (c, data)
+    });
+    let f = c.fencings();
+    assert!(f.iter().any(|f| f.node == "a"), "a was not fenced: {f:?}\n{}", c.logs());
+    let logs = std::fs::read_to_string(c.dir.join("node-a/var-log-pacemaker/pacemaker.log")).unwrap_or_default();
+    assert!(logs.contains("fences this node"), "the agent's stop did not fail on the holder:\n{}", c.logs());
+    mounted_only_on(&lab, &lun, "b");
+    assert_eq!(cluster::tree_sum(lab.host("b")).unwrap(), data, "data changed");
+    drop(c);
+    lab.teardown().unwrap();
+}
