@@ -67,6 +67,20 @@ fn mounted_only_on(lab: &Lab, lun: &Disk, host: &str) {
     }
 }
 
+/// The survivor mounted the LUN again only after the victim's fencing ended
+/// (an order of events, not a timing).
+fn mounted_after_fencing(c: &Cluster<'_>, victim: &str, survivor: &str, failed_at: f64, s: &MountSamples) {
+    let f = c.fencings();
+    let fenced = f
+        .iter()
+        .find(|f| f.node == victim)
+        .unwrap_or_else(|| panic!("{victim} was not fenced: {f:?}\n{}", c.logs()));
+    let t = s
+        .mounted_after(survivor, failed_at)
+        .unwrap_or_else(|| panic!("{survivor} never mounted the LUN after the failure: {:?}", s.changes));
+    assert!(t >= fenced.end, "{survivor} mounted the LUN before {victim} was fenced ({fenced:?}): {:?}", s.changes);
+}
+
 /// Prints the failover's breakdown (no assertion on times).
 fn report(what: &str, c: &Cluster<'_>, victim: &str, survivor: &str, failed_at: f64, s: &MountSamples, running_at: f64) {
     match Failover::measure(c, victim, survivor, failed_at, s, running_at) {
@@ -112,6 +126,7 @@ fn cluster_start_move_and_corosync_kill() {
         assert_eq!(cluster::tree_sum(lab.host("a")).unwrap(), data, "data changed in the failover");
         (c, t, running_at)
     });
+    mounted_after_fencing(&c, "b", "a", failed_at, &samples);
     report("corosync of the active node killed", &c, "b", "a", failed_at, &samples, running_at);
     drop(c);
     lab.teardown().unwrap();
@@ -137,6 +152,7 @@ fn cluster_node_crash() {
     assert!(c.fencings().iter().any(|f| f.node == "a"), "a was not fenced: {:?}", c.fencings());
     mounted_only_on(&lab, &lun, "b");
     assert_eq!(cluster::tree_sum(lab.host("b")).unwrap(), data, "data changed in the failover");
+    mounted_after_fencing(&c, "a", "b", failed_at, &samples);
     report("the active node crashed", &c, "a", "b", failed_at, &samples, running_at);
     drop(c);
     lab.teardown().unwrap();
@@ -147,7 +163,7 @@ fn cluster_stop_with_holder_fences() {
     let Some((lab, lun, shared)) = lab("cluster_stop_with_holder_fences") else {
         return;
     };
-    let ((c, data), _samples) = sampled(&lab, &lun, || {
+    let ((c, data), samples) = sampled(&lab, &lun, || {
         let c = Cluster::start(&lab, &shared, "a").unwrap();
         c.wait_running_on("a", "a", LONG).unwrap_or_else(|e| panic!("{e}\n{}", c.logs()));
         let data = cluster::tree_sum(lab.host("a")).unwrap();
@@ -163,7 +179,13 @@ fn cluster_stop_with_holder_fences() {
         (c, data)
     });
     let f = c.fencings();
-    assert!(f.iter().any(|f| f.node == "a"), "a was not fenced: {f:?}\n{}", c.logs());
+    let fenced = f
+        .iter()
+        .find(|f| f.node == "a")
+        .unwrap_or_else(|| panic!("a was not fenced: {f:?}\n{}", c.logs()));
+    // b mounted the LUN only once a was off.
+    let on_b: Vec<f64> = samples.changes.iter().filter(|(h, _, m)| h == "b" && *m).map(|(_, t, _)| *t).collect();
+    assert!(!on_b.is_empty() && on_b.iter().all(|t| *t >= fenced.end), "b mounted before a was fenced ({fenced:?}): {:?}", samples.changes);
     let logs = std::fs::read_to_string(c.dir.join("node-a/var-log-pacemaker/pacemaker.log")).unwrap_or_default();
     assert!(logs.contains("fences this node"), "the agent's stop did not fail on the holder:\n{}", c.logs());
     mounted_only_on(&lab, &lun, "b");

@@ -633,6 +633,12 @@ pub fn validate(p: &Params) -> R<CtFs> {
         scripts_dir: crate::install::default_scripts_dir(&p.etc.root),
         hook_path: hook,
     };
+    // The global pair, or this container's own (`vzfs-hook install --ctid`).
+    let own = crate::install::hook_names(std::slice::from_ref(&p.ctid))
+        .map_err(|e| OcfError::NotInstalled(e.to_string()))?;
+    if matches!(crate::install::check(&layout, &own), Ok((_, true))) {
+        return Ok(ct);
+    }
     let names = crate::install::hook_names(&[]).map_err(|e| OcfError::NotInstalled(e.to_string()))?;
     match crate::install::check(&layout, &names) {
         Ok((_, true)) => {}
@@ -839,11 +845,20 @@ pub fn stop(p: &Params) -> R<()> {
 /// `monitor`.
 pub fn monitor(p: &Params) -> i32 {
     let probe = std::env::var("OCF_RESKEY_CRM_meta_interval").map_or(true, |v| v == "0");
-    let ct = match load(p) {
+    let loaded = match load(p) {
+        // The shared storage gone for a moment must not fail a running
+        // container: this node's copy has the same settings.
+        Err(e) if p.local_conf().is_file() => {
+            log::warn(&format!("{e}; using this node's copy {}", p.local_conf().display()));
+            load_from(p, &p.local_conf())
+        }
+        r => r,
+    };
+    let ct = match loaded {
         Ok(ct) => ct,
         Err(e) => {
-            // A probe on a node that cannot read the shared config: not
-            // running here, unless this node's copy says otherwise.
+            // A probe on a node that cannot read the shared config (and has
+            // no copy): the container cannot run here.
             if probe && !p.local_conf().exists() {
                 log::info(&format!("{e} (probe: not running here)"));
                 return rc::NOT_RUNNING;
