@@ -683,16 +683,17 @@ impl Cluster<'_> {
 
     /// The agent's own times of its last successful start on `host` (from
     /// its message in the node's pacemaker log): the MMP check and
-    /// `vzctl start` (which holds the kernel's MMP wait), in seconds.
-    pub fn agent_start_times(&self, host: &str) -> Option<(f64, f64)> {
+    /// `vzctl start`, and the hook's mount(2) in it (the kernel's MMP wait),
+    /// in seconds.
+    pub fn agent_start_times(&self, host: &str) -> Option<(f64, f64, Option<f64>)> {
         let p = self.dir.join(format!("node-{host}/var-log-pacemaker/pacemaker.log"));
         let t = fs::read_to_string(p).ok()?;
         let l = t.lines().rev().find(|l| l.contains("(MMP check "))?;
-        let rest = &l[l.find("(MMP check ")? + "(MMP check ".len()..];
-        let mmp: f64 = rest.split(' ').next()?.parse().ok()?;
-        let rest = &rest[rest.find("vzctl start ")? + "vzctl start ".len()..];
-        let start: f64 = rest.split(' ').next()?.parse().ok()?;
-        Some((mmp, start))
+        let num = |key: &str| -> Option<f64> {
+            let rest = &l[l.find(key)? + key.len()..];
+            rest.split(' ').next()?.parse().ok()
+        };
+        Some((num("(MMP check ")?, num("vzctl start ")?, num("of which mount(2) ")))
     }
 }
 
@@ -711,6 +712,8 @@ pub struct Failover {
     pub total: f64,
     pub agent_mmp_check: Option<f64>,
     pub vzctl_start: Option<f64>,
+    /// The kernel's MMP wait: the hook's mount(2) inside `vzctl start`.
+    pub kernel_mmp_wait: Option<f64>,
 }
 
 impl Failover {
@@ -734,23 +737,26 @@ impl Failover {
             detection: f.start - failed_at,
             fencing: f.end - f.start,
             mount: mounted - f.end,
-            start: running_at - mounted,
+            // Both moments are polled (100 ms, 200 ms): never below zero.
+            start: (running_at - mounted).max(0.0),
             total: running_at - failed_at,
             agent_mmp_check: times.map(|t| t.0),
             vzctl_start: times.map(|t| t.1),
+            kernel_mmp_wait: times.and_then(|t| t.2),
         })
     }
 
     pub fn line(&self) -> String {
         let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2}s"));
         format!(
-            "total {:.2}s = detection {:.2}s + fencing {:.2}s + mount {:.2}s (agent MMP check {}, vzctl start with the kernel's MMP wait {}) + start {:.2}s",
+            "total {:.2}s = detection {:.2}s + fencing {:.2}s + mount {:.2}s (agent MMP check {}, vzctl start {} of which the kernel's MMP wait {}) + start {:.2}s",
             self.total,
             self.detection,
             self.fencing,
             self.mount,
             opt(self.agent_mmp_check),
             opt(self.vzctl_start),
+            opt(self.kernel_mmp_wait),
             self.start
         )
     }

@@ -734,8 +734,15 @@ pub fn start(p: &Params) -> R<()> {
     ));
     let mmp_secs = t_mmp.elapsed().as_secs_f64();
     let t0 = Instant::now();
-    vzctl_ok(&p.ctid, &["start", &p.ctid], &[32])?;
+    let out = vzctl_ok(&p.ctid, &["start", &p.ctid], &[32])?;
     let start_secs = t0.elapsed().as_secs_f64();
+    // The hook says how long mount(2) took when it was slow (MMP).
+    let kernel_wait = out
+        .split("mount(2) took ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .map_or(String::new(), |w| format!(", of which mount(2) {w:.1} s"));
     let mut last = Health::Stopped;
     let t1 = Instant::now();
     while t1.elapsed() < Duration::from_secs(10) {
@@ -745,7 +752,7 @@ pub fn start(p: &Params) -> R<()> {
             // MMP check of a dead node's block, then the kernel's own MMP
             // wait inside the mount (vzctl start).
             log::info(&format!(
-                "CT {}: running on this node, {} mounted on {} (MMP check {mmp_secs:.1} s, vzctl start {start_secs:.1} s)",
+                "CT {}: running on this node, {} mounted on {} (MMP check {mmp_secs:.1} s, vzctl start {start_secs:.1} s{kernel_wait})",
                 p.ctid,
                 dev.node.display(),
                 ct.private.display()

@@ -2183,13 +2183,14 @@ fn section_failover(_: &mut Lab, o: &Opts) -> Res<Report> {
     };
     let fmt = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.2} s"));
     let line = format!(
-        "[failover] median of {runs}: total {} = detection {} + fencing {} + mount {} (agent MMP check {}; vzctl start, holding the kernel's MMP wait, {}) + start {}",
+        "[failover] median of {runs}: total {} = detection {} + fencing {} + mount {} (agent MMP check {}; vzctl start {}, of which the kernel's MMP wait {}) + start {}",
         fmt(med(&|f| Some(f.total))),
         fmt(med(&|f| Some(f.detection))),
         fmt(med(&|f| Some(f.fencing))),
         fmt(med(&|f| Some(f.mount))),
         fmt(med(&|f| f.agent_mmp_check)),
         fmt(med(&|f| f.vzctl_start)),
+        fmt(med(&|f| f.kernel_mmp_wait)),
         fmt(med(&|f| Some(f.start))),
     );
     println!("  {line}");
