@@ -458,26 +458,31 @@ impl<'a> Cluster<'a> {
                 fs::create_dir_all(nd.join(d)).map_err(|e| io("create", &nd.join(d), e))?;
             }
             write(&nd.join("etc-corosync/corosync.conf"), &conf)?;
-            crate::cmd::machine_ok(&[
-                "cp".to_string(),
-                "-a".into(),
-                "/var/lib/pacemaker/.".into(),
-                nd.join("var-lib-pacemaker").display().to_string(),
-            ])?;
-            crate::cmd::machine_ok(&[
-                "cp".to_string(),
-                "-a".into(),
-                "/var/log/pacemaker/.".into(),
-                nd.join("var-log-pacemaker").display().to_string(),
-            ])?;
+            // Fresh state as the packages lay it out (never the machine's
+            // own CIB): hacluster:haclient, the CIB seeded.
+            let mut owned = Vec::new();
+            for (d, mode) in [
+                ("var-lib-pacemaker", 0o755),
+                ("var-lib-pacemaker/cib", 0o750),
+                ("var-lib-pacemaker/pengine", 0o750),
+                ("var-lib-pacemaker/blackbox", 0o750),
+                ("var-lib-pacemaker/cores", 0o750),
+                ("var-log-pacemaker", 0o770),
+            ] {
+                let p = nd.join(d);
+                fs::create_dir_all(&p).map_err(|e| io("create", &p, e))?;
+                chmod(&p, mode)?;
+                if d != "var-lib-pacemaker" {
+                    owned.push(p.display().to_string());
+                }
+            }
             let cibf = nd.join("var-lib-pacemaker/cib/cib.xml");
             write(&cibf, &cib)?;
             chmod(&cibf, 0o600)?;
-            crate::cmd::machine_ok(&[
-                "chown".to_string(),
-                "hacluster:haclient".into(),
-                cibf.display().to_string(),
-            ])?;
+            owned.push(cibf.display().to_string());
+            let mut argv = vec!["chown".to_string(), "hacluster:haclient".into()];
+            argv.extend(owned);
+            crate::cmd::machine_ok(&argv)?;
             let nds = nd.display();
             h.sh_ok(&format!(
                 "mount --bind {nds}/etc-corosync /etc/corosync && \
@@ -591,61 +596,114 @@ impl<'a> Cluster<'a> {
     }
 }
 
-/// What [`sample_mounts`] saw: every sample where two or more hosts had
-/// the LUN mounted at once, and every change of a host's state (host, epoch
-/// seconds, mounted). A dead host has nothing mounted.
+/// One read of a host's mountinfo: started at `t0`, done at `t1` (epoch
+/// seconds), whether the LUN was mounted. A read can block for a long time
+/// (a dying node's mount namespace being torn down), so each host is read by
+/// its own thread and every conclusion uses only what the reads prove.
+#[derive(Debug, Clone, Copy)]
+pub struct Read {
+    pub t0: f64,
+    pub t1: f64,
+    pub mounted: bool,
+}
+
+/// What [`sample_mounts`] saw: every read per host, in order.
 #[derive(Debug, Default)]
 pub struct MountSamples {
-    pub both: Vec<(f64, Vec<String>)>,
-    pub changes: Vec<(String, f64, bool)>,
-    pub samples: usize,
+    pub reads: Vec<(String, Vec<Read>)>,
 }
 
 impl MountSamples {
-    /// When `host` was first seen mounting the LUN after `after`.
-    pub fn mounted_after(&self, host: &str, after: f64) -> Option<f64> {
-        self.changes
+    fn of(&self, host: &str) -> &[Read] {
+        self.reads
             .iter()
-            .find(|(h, t, m)| h == host && *m && *t >= after)
-            .map(|(_, t, _)| *t)
+            .find(|(h, _)| h == host)
+            .map_or(&[], |(_, r)| r.as_slice())
+    }
+
+    /// The intervals in which `host` certainly had the LUN mounted: from
+    /// the end of the first read that saw it mounted to the start of the
+    /// last read that still saw it (the mount spans both).
+    pub fn certainly_mounted(&self, host: &str) -> Vec<(f64, f64)> {
+        let mut out = Vec::new();
+        let mut run: Option<(f64, f64)> = None;
+        for r in self.of(host) {
+            match (&mut run, r.mounted) {
+                (None, true) => run = Some((r.t1, r.t0)),
+                (Some(x), true) => x.1 = r.t0,
+                (Some(x), false) => {
+                    out.push(*x);
+                    run = None;
+                }
+                (None, false) => {}
+            }
+        }
+        out.extend(run);
+        out
+    }
+
+    /// Moments two hosts certainly had the LUN mounted at once.
+    pub fn both(&self) -> Vec<(String, String, f64, f64)> {
+        let mut v = Vec::new();
+        for (i, (a, _)) in self.reads.iter().enumerate() {
+            for (b, _) in &self.reads[i + 1..] {
+                for x in self.certainly_mounted(a) {
+                    for y in self.certainly_mounted(b) {
+                        let (s, e) = (x.0.max(y.0), x.1.min(y.1));
+                        if s < e {
+                            v.push((a.clone(), b.clone(), s, e));
+                        }
+                    }
+                }
+            }
+        }
+        v
+    }
+
+    /// Number of reads per host (the fewest).
+    pub fn samples(&self) -> usize {
+        self.reads.iter().map(|(_, r)| r.len()).min().unwrap_or(0)
+    }
+
+    /// When `host` was first seen with the LUN mounted after `after` (the
+    /// end of that read).
+    pub fn mounted_after(&self, host: &str, after: f64) -> Option<f64> {
+        self.of(host).iter().find(|r| r.mounted && r.t0 >= after).map(|r| r.t1)
+    }
+
+    /// A moment after `after` at which `host` certainly had not mounted the
+    /// LUN yet: the start of the last read before its first mount after
+    /// `after` that saw it unmounted.
+    pub fn unmounted_until(&self, host: &str, after: f64) -> Option<f64> {
+        let r = self.of(host);
+        let first = r.iter().position(|x| x.mounted && x.t0 >= after)?;
+        r[..first].iter().rev().find(|x| !x.mounted).map(|x| x.t0)
     }
 }
 
 /// Samples which hosts have `lun` mounted (their mountinfo), every 100 ms,
-/// until `stop` is set.
+/// one thread per host, until `stop` is set.
 pub fn sample_mounts(lab: &Lab, lun: &Disk, stop: &std::sync::atomic::AtomicBool) -> MountSamples {
-    let mut s = MountSamples::default();
-    let mut state: Vec<(String, bool)> = Vec::new();
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        let t = now();
-        let mut on = Vec::new();
-        for h in lab.hosts() {
-            if lun.try_device(h.name()).is_none() {
-                continue;
-            }
-            let m = h.disk_mounts(lun).map(|m| !m.is_empty()).unwrap_or(false);
-            if m {
-                on.push(h.name().to_string());
-            }
-            match state.iter_mut().find(|(n, _)| n == h.name()) {
-                Some((_, old)) if *old == m => {}
-                Some((_, old)) => {
-                    *old = m;
-                    s.changes.push((h.name().to_string(), t, m));
-                }
-                None => {
-                    state.push((h.name().to_string(), m));
-                    s.changes.push((h.name().to_string(), t, m));
-                }
-            }
-        }
-        if on.len() > 1 {
-            s.both.push((t, on));
-        }
-        s.samples += 1;
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    s
+    let hosts: Vec<&Host> = lab.hosts().iter().filter(|h| lun.try_device(h.name()).is_some()).collect();
+    let reads = std::thread::scope(|sc| {
+        let hs: Vec<_> = hosts
+            .iter()
+            .map(|h| {
+                sc.spawn(move || {
+                    let mut v = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let t0 = now();
+                        let mounted = h.disk_mounts(lun).map(|m| !m.is_empty()).unwrap_or(false);
+                        v.push(Read { t0, t1: now(), mounted });
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    (h.name().to_string(), v)
+                })
+            })
+            .collect();
+        hs.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    MountSamples { reads }
 }
 
 impl Cluster<'_> {

@@ -2154,8 +2154,9 @@ fn one_failover() -> Res<vzfs_lab::cluster::Failover> {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let samples = sampler.join().map_err(|_| "the mount sampler panicked".to_string())?;
         let (c, t, running) = r?;
-        if !samples.both.is_empty() {
-            return Err(format!("the LUN was mounted on both nodes: {:?}", samples.both));
+        let both = samples.both();
+        if !both.is_empty() {
+            return Err(format!("the LUN was mounted on both nodes: {both:?}"));
         }
         vzfs_lab::cluster::Failover::measure(&c, "a", "b", t, &samples, running)
             .ok_or_else(|| format!("no fencing of a in the fence log: {:?}", c.fencings()))
