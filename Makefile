@@ -2,7 +2,11 @@
 CARGO ?= cargo
 TEST_THREADS ?= 2
 
-.PHONY: all build release package test demo bench prereqs fmt clean
+PREFIX ?= /usr
+DESTDIR ?=
+OCF_ROOT ?= /usr/lib/ocf
+
+.PHONY: all build release package install test demo bench prereqs fmt clean
 
 all: build
 
@@ -23,6 +27,32 @@ release:
 # writes only under target/).
 package: prereqs
 	CARGO=$(CARGO) sh scripts/build-packages
+
+# Installs what the packages hold (packaging/files.txt, deb layout) under
+# $(DESTDIR)$(PREFIX): the release binaries (the static hook), man pages,
+# completions, and the OCF resource agent ocf:vzfs:container as the symlink
+# $(DESTDIR)$(OCF_ROOT)/resource.d/vzfs/container -> $(PREFIX)/sbin/vzfs-hook.
+# It does not link vzctl's action scripts: run `vzfs-hook install` afterwards.
+install: release
+	$(CARGO) build --locked -p vzfs-docgen
+	rm -rf target/install-gen
+	./target/debug/vzfs-docgen target/install-gen >/dev/null
+	set -e; for b in vzfs-hook vzfs-migrate vzfs-create; do \
+	    if [ -f target/install-gen/man/$$b.8 ]; then \
+	        install -D -m 0755 target/release/$$b $(DESTDIR)$(PREFIX)/sbin/$$b; fi; done
+	set -e; for p in target/install-gen/man/*.[0-9]; do sec=$${p##*.}; \
+	    install -d -m 0755 $(DESTDIR)$(PREFIX)/share/man/man$$sec; \
+	    gzip -9n < $$p > $(DESTDIR)$(PREFIX)/share/man/man$$sec/$${p##*/}.gz; \
+	    chmod 0644 $(DESTDIR)$(PREFIX)/share/man/man$$sec/$${p##*/}.gz; done
+	set -e; for f in target/install-gen/completions/bash/*; do \
+	    install -D -m 0644 $$f $(DESTDIR)$(PREFIX)/share/bash-completion/completions/$${f##*/}; done
+	set -e; for f in target/install-gen/completions/zsh/*; do \
+	    install -D -m 0644 $$f $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/$${f##*/}; done
+	set -e; for f in target/install-gen/completions/fish/*; do \
+	    install -D -m 0644 $$f $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/$${f##*/}; done
+	install -d -m 0755 $(DESTDIR)$(OCF_ROOT)/resource.d/vzfs
+	ln -sfn $(PREFIX)/sbin/vzfs-hook $(DESTDIR)$(OCF_ROOT)/resource.d/vzfs/container
+	@echo "installed under $(DESTDIR)$(PREFIX) and $(DESTDIR)$(OCF_ROOT); now run: vzfs-hook install"
 
 # Unit tests, the hook's tests on real loop devices, the lab's tests and the
 # end-to-end migration tests. Root is required (tests fail, not skip, without it;

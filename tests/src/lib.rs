@@ -1,5 +1,7 @@
 //! vzfs-lab: the ground every end-to-end test and the demo stand on.
 //!
+//! * [`cluster`]: Pacemaker + Corosync on the lab's hosts, the lab's fence
+//!   agent (`fence-vzfslab`), for the tests of `ocf:vzfs:container`.
 //! * [`lab`]: a lab of N hardware nodes ("hosts") on one machine, each in its
 //!   own network, mount and UTS namespaces with its own sshd, `/etc/vz`, `/vz`
 //!   and a private `/dev`; local disks and SAN LUNs (one image, one loop
@@ -33,6 +35,7 @@
 //! lab.teardown().unwrap(); // or just drop it
 //! ```
 
+pub mod cluster;
 pub mod cmd;
 pub mod demo;
 pub mod error;

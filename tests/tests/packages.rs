@@ -129,8 +129,11 @@ fn expected(fmt: &str, bins: &[&str]) -> BTreeMap<String, u32> {
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
     {
         let f: Vec<&str> = l.split_whitespace().collect();
-        assert!(f.len() == 3 || f.len() == 4, "files.txt: {l}");
-        if !f[2].split(',').any(|x| x == fmt) {
+        assert!(
+            f.len() == 3 || f.len() == 4 || (f.len() == 5 && f[3] == "->"),
+            "files.txt: {l}"
+        );
+        if !f[2].split(',').any(|x| x == fmt) || f[1].ends_with('/') {
             continue;
         }
         if f.len() == 4 && !bins.contains(&f[3]) {
@@ -178,6 +181,11 @@ fn package_contents_match_the_list() {
             Some('-') => {
                 files.insert(path, perm_bits(f[0]));
             }
+            // The OCF agent: a symlink to vzfs-hook (files.txt: 0777 ... ->).
+            Some('l') => {
+                assert_eq!(f.get(7).copied(), Some("../../../../sbin/vzfs-hook"), "{l}");
+                files.insert(path, 0o777);
+            }
             _ => panic!("unexpected entry in the .deb: {l}"),
         }
     }
@@ -221,7 +229,7 @@ fn package_contents_match_the_list() {
         let mode = u32::from_str_radix(f[0], 8).unwrap();
         match mode & 0o170000 {
             0o040000 => assert_eq!(mode & 0o7777, 0o755, "{l}"),
-            0o100000 => {
+            0o100000 | 0o120000 => {
                 rfiles.insert(f[2].to_string(), mode & 0o7777);
             }
             _ => panic!("unexpected entry in the .rpm: {l}"),
@@ -334,6 +342,14 @@ fn dpkg(args: &[&str]) -> Output {
 fn check_installed(files: &BTreeMap<String, u32>) {
     for (f, mode) in files {
         let md = fs::symlink_metadata(f).unwrap_or_else(|e| panic!("{f} not installed: {e}"));
+        if *mode == 0o777 {
+            assert_eq!(
+                fs::canonicalize(f).unwrap(),
+                Path::new("/usr/sbin/vzfs-hook"),
+                "{f}"
+            );
+            continue;
+        }
         assert!(md.is_file(), "{f}");
         assert_eq!(md.permissions().mode() & 0o7777, *mode, "{f}");
         assert_eq!((md.uid(), md.gid()), (0, 0), "{f}");
@@ -384,6 +400,13 @@ fn deb_installs_links_the_hooks_and_removes_cleanly() {
         // The packaged binary is the one this tree builds (same --help).
         let help = run(Command::new("/usr/sbin/vzfs-hook").arg("--help")).stdout;
         assert_eq!(help, debug_help, "the package is stale: run `make package`");
+        // The OCF resource agent is the same binary, started by its name.
+        let md = run(Command::new("/usr/lib/ocf/resource.d/vzfs/container").arg("meta-data"));
+        assert!(
+            md.status.success() && text(&md).contains(r#"<resource-agent name="container""#),
+            "{}",
+            text(&md)
+        );
         let chk = run(Command::new("/usr/sbin/vzfs-hook").args(["install", "--check"]));
         assert!(
             text(&chk).contains("vps.premount: vzfs-hook"),

@@ -520,6 +520,7 @@ pub fn premount(sys: &dyn Sys, etc: &VzEtc, ct: &CtFs) -> Result<Outcome> {
             mp.path.display()
         )));
     }
+    let t_mount = Instant::now();
     sys.mount(&MountRequest {
         source: &dev.node,
         target: mp.fd_path(),
@@ -560,8 +561,24 @@ pub fn premount(sys: &dyn Sys, etc: &VzEtc, ct: &CtFs) -> Result<Outcome> {
             )))
         }
     }
+    // A slow mount(2) is the kernel's MMP wait (ext4 waits twice its
+    // check interval when the MMP block was left dirty by a dead node).
+    let took = t_mount.elapsed();
+    let slow = if took >= Duration::from_secs(1) {
+        format!(
+            " (mount(2) took {:.1} s{})",
+            took.as_secs_f64(),
+            if fs.ext.as_ref().is_some_and(|e| e.mmp.is_some()) {
+                ": the kernel's MMP wait"
+            } else {
+                ""
+            }
+        )
+    } else {
+        String::new()
+    };
     log::info(&format!(
-        "CT {}: mounted {} ({}) on {}",
+        "CT {}: mounted {} ({}) on {}{slow}",
         ct.ctid,
         dev.node.display(),
         fstype,

@@ -6,7 +6,8 @@
 //! per-container lock in [`lock`], and the premount/postumount operations in
 //! [`hook`]. [`install`] and [`chain`] install the hook beside an admin's own
 //! action scripts and run those; [`manifest`] describes a tree before and after a copy; [`inspect`] lists an unmounted filesystem's root read-only; [`node`] holds the node-local facts and operations vzfs-migrate and vzfs-create share (device facts, path state, atomic writes); [`cli`] is `vzfs-hook`'s command line (also
-//! read by `vzfs-docgen` for the man page and completions). All mount(2)/umount2(2)/flock(2) calls go through [`sys::Sys`].
+//! read by `vzfs-docgen` for the man page and completions); [`ocf`] is the
+//! Pacemaker resource agent `ocf:vzfs:container`. All mount(2)/umount2(2)/flock(2) calls go through [`sys::Sys`].
 
 pub mod chain;
 pub mod cli;
@@ -23,6 +24,7 @@ pub mod log;
 pub mod manifest;
 pub mod mountinfo;
 pub mod node;
+pub mod ocf;
 pub mod paths;
 pub mod sys;
 pub mod text;

@@ -2,7 +2,9 @@
 //! dispatches on the name it was started as), and admin subcommands
 //! `premount`, `postumount`, `status`, `install` and `uninstall`. An admin
 //! script chained by `install --chain` runs after our premount succeeded and
-//! before our postumount ([`vzfs::chain`]). Thin: all work is in the library.
+//! before our postumount ([`vzfs::chain`]). Started as `container` it is the
+//! Pacemaker resource agent `ocf:vzfs:container` ([`vzfs::ocf`]). Thin: all
+//! work is in the library.
 //!
 //! Start-up is part of the hook's cost (vzctl execs it twice per start/stop
 //! cycle), so the binary has no Rust runtime start-up (`#![no_main]`: the C
@@ -76,6 +78,17 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
 }
 
 fn run_main() -> i32 {
+    // The OCF resource agent (`/usr/lib/ocf/resource.d/vzfs/container`, a
+    // symlink to this binary): its own logging ident, no clap.
+    let mut args = std::env::args();
+    if args
+        .next()
+        .as_deref()
+        .and_then(|a| Path::new(a).file_name())
+        .is_some_and(|n| n == vzfs::ocf::AGENT_NAME)
+    {
+        return vzfs::ocf::main(&args.collect::<Vec<_>>());
+    }
     // Logging first: an error in reading the config reaches syslog too.
     // The verbosity of the config (VZFS_VERBOSE) is applied once it is read.
     vzfs::log::init("vzfs-hook", 1, true);

@@ -33,6 +33,12 @@
 //!   writes a dump of `VZFS_LAB_DUMP_SIZE`), the dump moved on a shared
 //!   dump device and copied over ssh (stock vzmigrate). Target: 512 MiB /
 //!   16 MiB <= 1.1 with the dump device.
+//! - `failover`: an unplanned failover under Pacemaker (`ocf:vzfs:container`
+//!   in the two-node lab cluster of `vzfs_lab::cluster`): the active node
+//!   crashes (its LUN view detached, every process killed), the survivor
+//!   fences it and starts the container. Median of several runs, with the
+//!   breakdown: detection, fencing, mount (the agent's MMP check and the
+//!   kernel's MMP wait of the dead node's dirty block), start.
 //!
 //! Binaries are found next to this executable, or in `$VZFS_BIN_DIR`.
 
@@ -89,6 +95,7 @@ struct Opts {
     migrate: bool,
     migrate_runs: usize,
     online_runs: usize,
+    failover_runs: usize,
     d2_mib: u64,
     copy_mib: u64,
     copy_files: u64,
@@ -124,9 +131,12 @@ Sections:
                   compare builds in one run, e.g. a static one)
   --no-disk       skip section `hook-disk`
   --no-mmp        skip section `hook-mmp`
-  --no-migrate    skip sections `migrate-d2`, `migrate-copy` and `migrate-online`
+  --no-migrate    skip sections `migrate-d2`, `migrate-copy`, `migrate-online`
+                  and `failover`
   --migrate-runs N  measured rounds in the migrate sections (default 15)
   --online-runs N   measured rounds in `migrate-online` (default 5)
+  --failover-runs N failovers measured in `failover` (default 3; each in a
+                  fresh two-node cluster, about 45 s)
   --d2-mib N      1x data of the d2 container (default 20; 10x = 200)
   --copy-mib N    data in the copied container (default 256)
   --copy-files N  files holding it (default 4000)
@@ -151,6 +161,7 @@ fn parse_opts() -> Result<Opts, String> {
         migrate: true,
         migrate_runs: 15,
         online_runs: 5,
+        failover_runs: 3,
         d2_mib: 20,
         copy_mib: 256,
         copy_files: 4000,
@@ -173,6 +184,7 @@ fn parse_opts() -> Result<Opts, String> {
             "--no-migrate" => o.migrate = false,
             "--migrate-runs" => o.migrate_runs = num("--migrate-runs")?,
             "--online-runs" => o.online_runs = num("--online-runs")?,
+            "--failover-runs" => o.failover_runs = num("--failover-runs")?,
             "--d2-mib" => o.d2_mib = num("--d2-mib")? as u64,
             "--copy-mib" => o.copy_mib = num("--copy-mib")? as u64,
             "--copy-files" => o.copy_files = num("--copy-files")? as u64,
@@ -1085,6 +1097,7 @@ const SECTIONS: &[(&str, Section, Env)] = &[
     ("migrate-d2", section_migrate_d2, Env::Machine),
     ("migrate-copy", section_migrate_copy, Env::Machine),
     ("migrate-online", section_migrate_online, Env::Machine),
+    ("failover", section_failover, Env::Machine),
     ("hook", section_hook, Env::Private),
     ("hook-disk", section_hook_disk, Env::Private),
     ("hook-mmp", section_hook_mmp, Env::Private),
@@ -2107,4 +2120,83 @@ fn section_migrate_online(_: &mut Lab, o: &Opts) -> Res<Report> {
         println!("  {l}");
     }
     Ok(Report { summary: lines })
+}
+
+/// One failover in a fresh two-node cluster: the active node crashes.
+fn one_failover() -> Res<vzfs_lab::cluster::Failover> {
+    use vzfs_lab::cluster::{self, Cluster};
+    let lab = vzfs_lab::Lab::builder()
+        .hosts(&["a", "b"])
+        .require_binary("vzfs-hook")
+        .install_hook()
+        .start()
+        .map_err(lab_err("building the two-node lab"))?;
+    let lun = lab
+        .add_lun("lun1", &["a", "b"], vzfs_lab::Fs::Ext4Mmp)
+        .map_err(lab_err("LUN"))?;
+    let shared =
+        cluster::create_container(&lab, "a", &lun).map_err(lab_err("container on the LUN"))?;
+    let long = Duration::from_secs(150);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let r = std::thread::scope(|sc| {
+        let sampler = sc.spawn(|| cluster::sample_mounts(&lab, &lun, &stop));
+        let r = (|| -> Res<_> {
+            let c = Cluster::start(&lab, &shared, "a").map_err(lab_err("cluster"))?;
+            c.wait_running_on("a", "a", long)
+                .map_err(lab_err("first start"))?;
+            let t = cluster::now();
+            c.crash("a").map_err(lab_err("crash of a"))?;
+            c.wait_running_on("b", "b", long)
+                .map_err(lab_err("takeover on b"))?;
+            Ok((c, t, cluster::now()))
+        })();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let samples = sampler
+            .join()
+            .map_err(|_| "the mount sampler panicked".to_string())?;
+        let (c, t, running) = r?;
+        let both = samples.both();
+        if !both.is_empty() {
+            return Err(format!("the LUN was mounted on both nodes: {both:?}"));
+        }
+        vzfs_lab::cluster::Failover::measure(&c, "a", "b", t, &samples, running)
+            .ok_or_else(|| format!("no fencing of a in the fence log: {:?}", c.fencings()))
+    });
+    lab.teardown().map_err(lab_err("lab teardown"))?;
+    r
+}
+
+fn section_failover(_: &mut Lab, o: &Opts) -> Res<Report> {
+    let runs = o.failover_runs;
+    println!("\n== section failover: the active node crashes; Pacemaker fences it and starts the container on the survivor (ocf:vzfs:container, release binaries, two-node lab cluster, token 1000 ms, ext4+MMP LUN with mmp_update_interval 1)");
+    println!("   {runs} runs, each in a fresh cluster");
+    let t = Instant::now();
+    let mut all = Vec::new();
+    for i in 0..runs {
+        let f = one_failover().map_err(|e| format!("run {}: {e}", i + 1))?;
+        println!("   run {}: {}", i + 1, f.line());
+        all.push(f);
+    }
+    println!("   ({:.1} s)", t.elapsed().as_secs_f64());
+    let med = |g: &dyn Fn(&vzfs_lab::cluster::Failover) -> Option<f64>| {
+        let mut v: Vec<f64> = all.iter().filter_map(g).collect();
+        v.sort_by(|x, y| x.total_cmp(y));
+        v.get(v.len() / 2).copied()
+    };
+    let fmt = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.2} s"));
+    let line = format!(
+        "[failover] median of {runs}: total {} = detection {} + fencing {} + mount {} (agent MMP check {}; vzctl start {}, of which the kernel's MMP wait {}) + start {}",
+        fmt(med(&|f| Some(f.total))),
+        fmt(med(&|f| Some(f.detection))),
+        fmt(med(&|f| Some(f.fencing))),
+        fmt(med(&|f| Some(f.mount))),
+        fmt(med(&|f| f.agent_mmp_check)),
+        fmt(med(&|f| f.vzctl_start)),
+        fmt(med(&|f| f.kernel_mmp_wait)),
+        fmt(med(&|f| Some(f.start))),
+    );
+    println!("  {line}");
+    Ok(Report {
+        summary: vec![line],
+    })
 }
