@@ -472,7 +472,7 @@ pub fn node_for(dev: DevNum) -> Option<PathBuf> {
 pub fn resolve(spec: &DeviceSpec) -> Result<Device> {
     match spec {
         DeviceSpec::Path(p) => {
-            let node = std::fs::canonicalize(p).map_err(|e| {
+            let node = crate::paths::canonicalize(p).map_err(|e| {
                 Error::device(
                     p.display(),
                     format!("does not exist on this node ({e}); device names can differ between nodes: check `lsblk` here, or use UUID=..."),

@@ -286,22 +286,26 @@ fn check_same_fs_elsewhere(fs: &FsInfo, dev: &Device) -> Result<()> {
     };
     // Every mounted filesystem of the type is checked, whatever its size (a
     // LUN resized on one path is still the same filesystem). The size is
-    // only a hint for the order: the same LUN usually has the same size on
-    // every path, so those are read first.
-    let size_of = |name: &std::ffi::OsStr| {
-        std::fs::read_to_string(Path::new("/sys/class/block").join(name).join("size")).ok()
-    };
-    let own_size = dev.node.file_name().and_then(size_of);
+    // only a hint for the order, worth reading when there are many: the
+    // same LUN usually has the same size on every path, so those go first.
     let mut candidates: Vec<(bool, PathBuf)> = rd
         .flatten()
-        .filter(|e| e.file_name() != "features")
-        .map(|e| {
-            let same_size = own_size.is_some() && size_of(&e.file_name()) == own_size;
-            (!same_size, Path::new("/dev").join(e.file_name()))
-        })
+        .map(|e| e.file_name())
+        .filter(|n| n != "features")
+        .map(|n| (false, Path::new("/dev").join(n)))
         .filter(|(_, node)| *node != dev.node)
         .collect();
-    candidates.sort();
+    if candidates.len() > 4 {
+        let size_of = |node: &Path| {
+            let name = node.file_name()?;
+            std::fs::read_to_string(Path::new("/sys/class/block").join(name).join("size")).ok()
+        };
+        let own_size = size_of(&dev.node);
+        for c in &mut candidates {
+            c.0 = own_size.is_none() || size_of(&c.1) != own_size;
+        }
+        candidates.sort();
+    }
     for (_, node) in candidates {
         let Ok(m) = std::fs::metadata(&node) else {
             continue;

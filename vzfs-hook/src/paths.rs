@@ -105,9 +105,25 @@ pub fn lexical(p: &Path) -> PathBuf {
     out
 }
 
+/// `path` resolved canonically (symlinks followed, no `.`/`..`), like
+/// `std::fs::canonicalize`, in three system calls: the kernel resolves the
+/// path once (`open(O_PATH)`, which opens nothing, not even a device) and
+/// names what it found (`/proc/self/fd/N`), instead of a `readlink` per
+/// component. Falls back to `std::fs::canonicalize` without `/proc`.
+pub fn canonicalize(path: &Path) -> std::io::Result<PathBuf> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)?;
+    match std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd())) {
+        Ok(p) if p.is_absolute() => Ok(p),
+        _ => std::fs::canonicalize(path),
+    }
+}
+
 /// Resolves `path` canonically, or `None` when it does not exist.
 pub fn canonical_if_exists(path: &Path) -> Result<Option<PathBuf>> {
-    match std::fs::canonicalize(path) {
+    match canonicalize(path) {
         Ok(p) => Ok(Some(p)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io("resolve path", path, e)),
@@ -141,7 +157,7 @@ pub fn ensure_dir(path: &Path) -> Result<bool> {
 /// Opens the canonical form of `path` as an `O_PATH` directory handle and
 /// checks the handle names exactly that canonical path.
 pub fn open_mount_point(path: &Path) -> Result<MountPoint> {
-    let canon = std::fs::canonicalize(path).map_err(|e| Error::io("resolve path", path, e))?;
+    let canon = canonicalize(path).map_err(|e| Error::io("resolve path", path, e))?;
     let handle = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
