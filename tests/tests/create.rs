@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use vzfs_lab::{Disk, Fs, Host, Lab};
+use vzfs_lab::{Disk, DiskSpec, Fs, Host, Lab};
 
 const CT: &str = "101";
 
@@ -918,4 +918,50 @@ fn convert_failpoints_undone_and_recovered() {
     let o = create(a, &back);
     assert!(o.success(), "{}", o.all());
     assert_eq!(a.read_file("/etc/vz/conf/101.conf").unwrap(), conf0);
+}
+
+/// A template that does not fit the device: refused once it is extracted
+/// (only then is known what it occupies), before anything writes to the
+/// device: `--mkfs --force` does not run, the old filesystem and its files
+/// stay byte for byte, and the node is clean.
+#[test]
+fn a_template_too_large_for_the_device_leaves_the_device_untouched() {
+    let Some(lab) = lab("a_template_too_large_for_the_device_leaves_the_device_untouched") else {
+        return;
+    };
+    let a = lab.host("a");
+    let d = lab
+        .add_disk(DiskSpec::new("small", &["a"], Fs::Ext4).size_mib(16))
+        .unwrap();
+    let dv = dev(a, &d);
+    a.sh_ok(&format!(
+        "set -e; mkdir -p /mnt/s; mount {dv} /mnt/s; echo keep > /mnt/s/marker; umount /mnt/s
+         t=/var/tmp/big; rm -rf $t; mkdir -p $t/data
+         head -c 24M /dev/urandom > $t/data/blob
+         tar --numeric-owner -czf /vz/template/cache/lab-big.tar.gz -C $t ."
+    ))
+    .unwrap();
+    let sum = |a: &Host| a.sh_ok(&format!("md5sum < {dv}")).unwrap().stdout;
+    let before = sum(a);
+    let o = create(
+        a,
+        &[
+            CT,
+            "--device",
+            &dv,
+            "--mkfs",
+            "ext4",
+            "--force",
+            "--ostemplate",
+            "lab-big",
+        ],
+    );
+    assert!(!o.success(), "{}", o.all());
+    assert!(
+        o.stderr.contains("too small") && o.stderr.contains("nothing was written to it"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(sum(a), before, "the device was written to");
+    assert_clean("too large", a, &d);
 }

@@ -532,8 +532,13 @@ fn prepare_create(
     job.vzctl_args = without_private(&opts.vzctl_args);
     check_hook(etc, ctid)?;
     device_part(opts, job, ctid)?;
+    // The template is extracted first: only then is known what it really
+    // occupies, and the device is written (mkfs, tune2fs, mount) only once
+    // it is known to fit (see `steps`: Ctx::check_fits).
+    let device_steps = std::mem::take(&mut job.steps);
+    job.steps.push(Step::CreateTmp);
+    job.steps.extend(device_steps);
     job.steps.extend([
-        Step::CreateTmp,
         Step::Mount,
         Step::Copy,
         Step::Verify,

@@ -293,6 +293,35 @@ impl Ctx {
     fn skip_lf(&self) -> &'static [&'static str] {
         &["lost+found"]
     }
+
+    /// Create only, before anything writes to the device (mkfs, tune2fs,
+    /// the mount): what the extracted template really occupies (allocated
+    /// blocks) must fit the device. A refusal here leaves the device as it
+    /// was; the undo removes the temporary area.
+    fn check_fits(&self) -> Result<()> {
+        let j = &self.job;
+        if j.mode != Mode::Create {
+            return Ok(());
+        }
+        let (Some(tmp), Some(node)) = (&j.tmp_private, &j.device_node) else {
+            return Ok(());
+        };
+        let used = vzfs::manifest::allocated_bytes(tmp)
+            .map_err(|e| hostops::lib_err(format!("size of {}", tmp.display()), e))?;
+        let Some(size) = vzfs::node::block_size_bytes(node) else {
+            return Ok(());
+        };
+        if used > size {
+            return Err(Error::check(
+                Kind::DeviceCheck,
+                format!("device {}", node.display()),
+                format!(
+                    "too small: the container's files occupy {used} bytes, the device has {size}; nothing was written to it: use a larger device"
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn rm_tree(p: &Path) -> Result<()> {
@@ -365,6 +394,7 @@ impl crate::runner::Plan for Ctx {
                 Ok(false)
             }
             Step::Mkfs => {
+                self.check_fits()?;
                 let node = p(&j.device_node);
                 let mut argv: Vec<String> = match j.fstype.as_deref() {
                     Some("xfs") => vec!["mkfs.xfs".into(), "-q".into(), "-f".into()],
@@ -391,6 +421,7 @@ impl crate::runner::Plan for Ctx {
                 Ok(false)
             }
             Step::Mmp => {
+                self.check_fits()?;
                 let node = p(&j.device_node);
                 let probe = hostops::device_facts(&node)?;
                 if probe.mmp == Some(true) {
@@ -420,6 +451,7 @@ impl crate::runner::Plan for Ctx {
                 if self.mounted()? {
                     return Ok(true);
                 }
+                self.check_fits()?;
                 self.mount()?;
                 Ok(false)
             }
