@@ -730,7 +730,7 @@ impl MountSamples {
 }
 
 /// Samples which hosts have `lun` mounted (their mountinfo), every 100 ms,
-/// one thread per host, until `stop` is set.
+/// one thread per host, until `stop` is set, and once more after that.
 pub fn sample_mounts(lab: &Lab, lun: &Disk, stop: &std::sync::atomic::AtomicBool) -> MountSamples {
     let hosts: Vec<&Host> = lab
         .hosts()
@@ -743,7 +743,12 @@ pub fn sample_mounts(lab: &Lab, lun: &Disk, stop: &std::sync::atomic::AtomicBool
             .map(|h| {
                 sc.spawn(move || {
                     let mut v = Vec::new();
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    loop {
+                        // One more read after `stop`: the state the caller
+                        // ended in (say, the container just started on a
+                        // node) is always in the samples, even when it
+                        // began less than a period before the stop.
+                        let last = stop.load(std::sync::atomic::Ordering::SeqCst);
                         let t0 = now();
                         let mounted = h.disk_mounts(lun).map(|m| !m.is_empty()).unwrap_or(false);
                         v.push(Read {
@@ -751,6 +756,9 @@ pub fn sample_mounts(lab: &Lab, lun: &Disk, stop: &std::sync::atomic::AtomicBool
                             t1: now(),
                             mounted,
                         });
+                        if last {
+                            break;
+                        }
                         std::thread::sleep(Duration::from_millis(100));
                     }
                     (h.name().to_string(), v)
