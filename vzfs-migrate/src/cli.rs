@@ -256,21 +256,27 @@ where
 {
     match Cli::try_parse_from(args) {
         Ok(cli) => cli.into_options(stdout_is_tty).map_err(Err),
-        Err(e) => match e.kind() {
-            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                Err(Ok(e.to_string()))
-            }
-            _ => {
-                let msg = e.to_string();
-                let first = msg
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .trim_start_matches("error: ")
-                    .to_string();
-                Err(Err(Error::Usage(first)))
-            }
-        },
+        Err(e) => Err(clap_outcome(&e)),
+    }
+}
+
+/// What a clap error means for both binaries: `Ok(text)` is help/version
+/// output (exit 0), `Err` a usage error (exit 1) with clap's first line.
+pub fn clap_outcome(e: &clap::Error) -> std::result::Result<String, Error> {
+    match e.kind() {
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+            Ok(e.to_string())
+        }
+        _ => {
+            let msg = e.to_string();
+            let first = msg
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ")
+                .to_string();
+            Err(Error::Usage(first))
+        }
     }
 }
 

@@ -81,6 +81,29 @@ pub struct Summary {
     pub exit_code: i32,
 }
 
+impl Summary {
+    /// Records how a run ended: total time, exit code, the error chain, and
+    /// the result word when the run did not set one (`undo-incomplete`,
+    /// `undone` when undo steps ran, else `failed`).
+    pub fn finish(&mut self, res: Result<()>, t0: Instant) {
+        self.total_seconds = t0.elapsed().as_secs_f64();
+        match res {
+            Ok(()) => self.exit_code = 0,
+            Err(e) => {
+                self.exit_code = e.exit_code();
+                self.error = Some(e.chain());
+                if self.result.is_empty() || self.result == "running" {
+                    self.result = match e.kind() {
+                        crate::error::Kind::UndoIncomplete => "undo-incomplete".into(),
+                        _ if !self.undo.is_empty() => "undone".into(),
+                        _ => "failed".into(),
+                    };
+                }
+            }
+        }
+    }
+}
+
 /// `-t`: the time of every step, the downtime, the freeze, the total.
 pub fn print_times(sum: &Summary) {
     eprintln!("times:");

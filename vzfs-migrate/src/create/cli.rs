@@ -269,21 +269,7 @@ where
 {
     match Cli::try_parse_from(args) {
         Ok(cli) => cli.into_options().map_err(Err),
-        Err(e) => match e.kind() {
-            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                Err(Ok(e.to_string()))
-            }
-            _ => {
-                let msg = e.to_string();
-                let first = msg
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .trim_start_matches("error: ")
-                    .to_string();
-                Err(Err(Error::Usage(first)))
-            }
-        },
+        Err(e) => Err(crate::cli::clap_outcome(&e)),
     }
 }
 

@@ -772,21 +772,7 @@ pub fn run(opts: &Options, etc: &VzEtc) -> Summary {
         Mode::Recover => recover(opts, etc, &mut sum),
         _ => create(opts, etc, &mut sum),
     };
-    sum.total_seconds = t0.elapsed().as_secs_f64();
-    match res {
-        Ok(()) => sum.exit_code = 0,
-        Err(e) => {
-            sum.exit_code = e.exit_code();
-            sum.error = Some(e.chain());
-            if sum.result.is_empty() || sum.result == "running" {
-                sum.result = match e.kind() {
-                    Kind::UndoIncomplete => "undo-incomplete".into(),
-                    _ if !sum.undo.is_empty() => "undone".into(),
-                    _ => "failed".into(),
-                };
-            }
-        }
-    }
+    sum.finish(res, t0);
     sum
 }
 
