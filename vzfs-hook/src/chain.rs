@@ -203,6 +203,31 @@ mod tests {
         fs::set_permissions(d.join(CHAINED_DIR), fs::Permissions::from_mode(0o700)).unwrap();
         d
     }
+    /// `run`, retried while the script is "text file busy": another test
+    /// thread's fork can briefly inherit the descriptor `fs::write` used
+    /// (until that child execs). A test artefact: the hook is one thread.
+    fn run_t(p: &Path) -> Result<()> {
+        for _ in 0..100 {
+            match run(p) {
+                Err(InstallError::Io { ref source, .. })
+                    if source.raw_os_error() == Some(libc::ETXTBSY) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                r => return r,
+            }
+        }
+        run(p)
+    }
+
+    /// The tests of this module write scripts and exec them: one at a time,
+    /// so no test's fork inherits another's open script ("text file busy").
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn script(d: &Path, body: &str, mode: u32) -> PathBuf {
         let p = d.join(CHAINED_DIR).join("vps.premount");
         fs::write(&p, body).unwrap();
@@ -212,6 +237,7 @@ mod tests {
 
     #[test]
     fn none_without_dir_or_script() {
+        let _s = serial();
         let d = setup("none");
         assert_eq!(find(&d.join("vps.premount")).unwrap(), None);
         assert_eq!(find(&d.join("nodir").join("vps.premount")).unwrap(), None);
@@ -220,21 +246,23 @@ mod tests {
 
     #[test]
     fn runs_and_reports_status() {
+        let _s = serial();
         let d = setup("run");
         let p = script(&d, "#!/bin/sh\nexit 3\n", 0o755);
         assert_eq!(find(&d.join("vps.premount")).unwrap(), Some(p.clone()));
-        let e = run(&p).unwrap_err();
+        let e = run_t(&p).unwrap_err();
         assert_eq!(e.exit_code(), crate::install::EXIT_CHAINED_FAILED);
         assert!(e.to_string().contains("exited with status 3"), "{e}");
         let p = script(&d, "#!/bin/sh\nkill -TERM $$\n", 0o755);
-        assert!(run(&p).unwrap_err().to_string().contains("signal 15"));
+        assert!(run_t(&p).unwrap_err().to_string().contains("signal 15"));
         let p = script(&d, "#!/bin/sh\nread x && exit 1\nexit 0\n", 0o755);
-        run(&p).unwrap(); // stdin is /dev/null: read fails
+        run_t(&p).unwrap(); // stdin is /dev/null: read fails
         fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn order_and_failures() {
+        let _s = serial();
         let d = setup("order");
         let log = d.join("log");
         let body = format!(
@@ -297,6 +325,7 @@ mod tests {
 
     #[test]
     fn refuses_what_it_must_not_run() {
+        let _s = serial();
         let d = setup("hostile");
         let argv0 = d.join("vps.premount");
         let p = script(&d, "#!/bin/sh\n", 0o757);
