@@ -132,14 +132,24 @@ pub fn find(argv0: &Path) -> Result<Option<PathBuf>> {
 /// Runs the chained script once: exec'd directly, argv `[script]`, the
 /// environment unchanged, stdin `/dev/null`.
 pub fn run(script: &Path) -> Result<()> {
-    let status = Command::new(script)
-        .stdin(Stdio::null())
-        .status()
-        .map_err(|source| InstallError::Io {
-            path: script.to_path_buf(),
-            op: "execute",
-            source,
-        })?;
+    // "Text file busy": the script is open for writing this very moment (an
+    // admin saving it). exec failed, so it did not run: try again briefly.
+    let mut tries = 0;
+    let status = loop {
+        match Command::new(script).stdin(Stdio::null()).status() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            r => {
+                break r.map_err(|source| InstallError::Io {
+                    path: script.to_path_buf(),
+                    op: "execute",
+                    source,
+                })?
+            }
+        }
+    };
     if status.success() {
         return Ok(());
     }
@@ -203,23 +213,6 @@ mod tests {
         fs::set_permissions(d.join(CHAINED_DIR), fs::Permissions::from_mode(0o700)).unwrap();
         d
     }
-    /// `run`, retried while the script is "text file busy": another test
-    /// thread's fork can briefly inherit the descriptor `fs::write` used
-    /// (until that child execs). A test artefact: the hook is one thread.
-    fn run_t(p: &Path) -> Result<()> {
-        for _ in 0..100 {
-            match run(p) {
-                Err(InstallError::Io { ref source, .. })
-                    if source.raw_os_error() == Some(libc::ETXTBSY) =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(10))
-                }
-                r => return r,
-            }
-        }
-        run(p)
-    }
-
     /// The tests of this module write scripts and exec them: one at a time,
     /// so no test's fork inherits another's open script ("text file busy").
     static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -250,13 +243,13 @@ mod tests {
         let d = setup("run");
         let p = script(&d, "#!/bin/sh\nexit 3\n", 0o755);
         assert_eq!(find(&d.join("vps.premount")).unwrap(), Some(p.clone()));
-        let e = run_t(&p).unwrap_err();
+        let e = run(&p).unwrap_err();
         assert_eq!(e.exit_code(), crate::install::EXIT_CHAINED_FAILED);
         assert!(e.to_string().contains("exited with status 3"), "{e}");
         let p = script(&d, "#!/bin/sh\nkill -TERM $$\n", 0o755);
-        assert!(run_t(&p).unwrap_err().to_string().contains("signal 15"));
+        assert!(run(&p).unwrap_err().to_string().contains("signal 15"));
         let p = script(&d, "#!/bin/sh\nread x && exit 1\nexit 0\n", 0o755);
-        run_t(&p).unwrap(); // stdin is /dev/null: read fails
+        run(&p).unwrap(); // stdin is /dev/null: read fails
         fs::remove_dir_all(&d).unwrap();
     }
 
