@@ -286,10 +286,13 @@ pub fn rmdir_if_empty(p: &Path) -> Result<bool> {
     }
 }
 
-/// Write `data` to `path` atomically (temp + fsync + rename + dir fsync).
+/// Write `data` to `path` atomically: a temp file beside it (a stale one is
+/// removed; created exclusively, never through a symlink), given `mode`
+/// whatever the umask, written, fsynced, renamed over `path`, directory
+/// fsynced. On any failure the temp file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let dir = path.parent().unwrap_or(Path::new("/"));
     let tmp = dir.join(format!(
         ".{}.vzfs-tmp",
@@ -297,16 +300,23 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default()
     ));
+    let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&tmp)
         .map_err(|e| Error::io("create", &tmp, e))?;
-    f.write_all(data)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io("write", &tmp, e))?;
+    let written = f
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .and_then(|_| f.write_all(data))
+        .and_then(|_| f.sync_all());
+    drop(f);
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io("write", &tmp, e));
+    }
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         Error::io("rename into place", path, e)

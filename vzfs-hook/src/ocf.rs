@@ -38,9 +38,8 @@ use crate::hook::{self, CtFs};
 use crate::log;
 use crate::mountinfo::{DevNum, MountTable};
 use crate::sys::{self, RealSys, Sys};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs::{self, File};
+use std::io::{self, Read, Seek};
 use std::os::unix::io::FromRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -560,44 +559,6 @@ pub fn health(p: &Params, ct: &CtFs) -> R<Health> {
     Ok(Health::Running)
 }
 
-/// Installs `data` as `target`: a temp file beside it, written, fsynced,
-/// renamed over it, directory fsynced.
-fn install_atomic(ctid: &str, target: &Path, data: &[u8]) -> R<()> {
-    let io = |op, path: &Path, source| OcfError::Io {
-        ctid: ctid.to_string(),
-        op,
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = target.parent().unwrap_or(Path::new("/"));
-    let tmp = dir.join(format!(".{}.vzfs-ocf.tmp", ctid));
-    let _ = fs::remove_file(&tmp);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)
-        .map_err(|e| io("create", &tmp, e))?;
-    let r = (|| {
-        f.set_permissions(fs::Permissions::from_mode(0o644))?;
-        f.write_all(data)?;
-        f.sync_all()
-    })();
-    if let Err(e) = r {
-        let _ = fs::remove_file(&tmp);
-        return Err(io("write", &tmp, e));
-    }
-    drop(f);
-    if let Err(e) = fs::rename(&tmp, target) {
-        let _ = fs::remove_file(&tmp);
-        return Err(io("rename over", target, e));
-    }
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io("fsync", dir, e))
-}
-
 /// Removes this node's copy of the config (a stale one of a fenced node too).
 fn remove_local(p: &Params) -> R<()> {
     let local = p.local_conf();
@@ -740,7 +701,11 @@ pub fn start(p: &Params) -> R<()> {
         ctid: p.ctid.clone(),
         source: Error::Config(e),
     })?;
-    install_atomic(&p.ctid, &p.local_conf(), &data)?;
+    crate::node::write_atomic(&p.local_conf(), &data, 0o644).map_err(|source| OcfError::Lib {
+        ctid: p.ctid.clone(),
+        op: "install the config copy",
+        source,
+    })?;
     log::info(&format!(
         "CT {}: installed {} as {}",
         p.ctid,
