@@ -302,11 +302,20 @@ pub fn install_agents(lab: &Lab) -> Result<()> {
         chmod(d, 0o755)?;
     }
     chmod(lab.dir(), 0o755)?;
+    // The agent runs as user nobody too (ocf-tester's meta-data check), so
+    // it points at a copy of vzfs-hook in this world-readable directory, not
+    // at the build tree, which may sit below a directory only root can enter
+    // (a clone in `mktemp -d`).
+    let hook_dir = dir.join("ocf-bin");
+    fs::create_dir_all(&hook_dir).map_err(|e| io("create", &hook_dir, e))?;
+    chmod(&hook_dir, 0o755)?;
+    let hook_src = lab.bin_dir().join("vzfs-hook");
+    let hook = hook_dir.join("vzfs-hook");
+    fs::copy(&hook_src, &hook).map_err(|e| io("copy vzfs-hook (cargo build)", &hook_src, e))?;
+    chmod(&hook, 0o755)?;
     let link = ocf.join("vzfs/container");
-    if fs::symlink_metadata(&link).is_err() {
-        std::os::unix::fs::symlink("/usr/local/sbin/vzfs-hook", &link)
-            .map_err(|e| io("symlink", &link, e))?;
-    }
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink(&hook, &link).map_err(|e| io("symlink", &link, e))?;
     let fence_src = lab.bin_dir().join(FENCE_BINARY);
     let fence = sbin.join("fence_vzfslab");
     fs::copy(&fence_src, &fence).map_err(|e| {
