@@ -203,14 +203,11 @@ impl NodeMap {
     }
 }
 
-/// Shrinks a loop device to one sector (`LOOP_SET_STATUS64` with a size
-/// limit of 512 bytes): every later read or write of that node beyond it
-/// fails, as with a SAN path that is gone. Works on a mounted device; the
-/// device node is made in `dir` (the node doing it has only its own).
+/// Shrinks a loop device to one sector ([`crate::loopdev::shrink_to_one_sector`]):
+/// every later read or write of that node beyond it fails, as with a SAN
+/// path that is gone. Works on a mounted device; the device node is made in
+/// `dir` (the node doing it has only its own).
 pub fn detach_view(dir: &Path, major: u32, minor: u32) -> Result<()> {
-    const LOOP_SET_STATUS64: libc::c_ulong = 0x4C04;
-    const LOOP_GET_STATUS64: libc::c_ulong = 0x4C05;
-    const SIZELIMIT_OFFSET: usize = 32;
     let node = dir.join(format!(".fence-dev-{major}-{minor}-{}", std::process::id()));
     let _ = fs::remove_file(&node);
     nix::sys::stat::mknod(
@@ -224,32 +221,7 @@ pub fn detach_view(dir: &Path, major: u32, minor: u32) -> Result<()> {
         what: node.display().to_string(),
         source: e,
     })?;
-    let r = (|| {
-        let f = fs::OpenOptions::new()
-            .read(true)
-            .open(&node)
-            .map_err(|e| io("open", &node, e))?;
-        let fd = std::os::unix::io::AsRawFd::as_raw_fd(&f);
-        let mut buf = [0u8; 232];
-        // SAFETY: loop_info64 is 232 bytes; buf is that large.
-        if unsafe { libc::ioctl(fd, LOOP_GET_STATUS64, buf.as_mut_ptr()) } != 0 {
-            return Err(io(
-                "LOOP_GET_STATUS64",
-                &node,
-                std::io::Error::last_os_error(),
-            ));
-        }
-        buf[SIZELIMIT_OFFSET..SIZELIMIT_OFFSET + 8].copy_from_slice(&512u64.to_ne_bytes());
-        // SAFETY: as above.
-        if unsafe { libc::ioctl(fd, LOOP_SET_STATUS64, buf.as_ptr()) } != 0 {
-            return Err(io(
-                "LOOP_SET_STATUS64",
-                &node,
-                std::io::Error::last_os_error(),
-            ));
-        }
-        Ok(())
-    })();
+    let r = crate::loopdev::shrink_to_one_sector(&node).map_err(LabError::Loop);
     let _ = fs::remove_file(&node);
     r
 }

@@ -53,6 +53,11 @@ pub enum LabError {
     #[error("timed out after {secs} s waiting for {what}")]
     Timeout { what: String, secs: u64 },
 
+    /// Attaching or detaching a loop device failed (the message names the
+    /// device and the image).
+    #[error("loop device: {0}")]
+    Loop(String),
+
     /// The test asked for something the lab does not have.
     #[error("{0}")]
     Usage(String),

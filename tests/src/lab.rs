@@ -553,6 +553,8 @@ impl Host {
 struct LoopDev {
     device: PathBuf,
     image: PathBuf,
+    /// The image's identity: only a device still bound to it is ours.
+    backing: crate::loopdev::Backing,
 }
 
 /// A running lab. Dropping it tears it down; call [`Lab::teardown`] to see
@@ -1156,16 +1158,11 @@ mount -t tmpfs -o mode=1777 lab-shm /dev/shm
                 "disk {disk} is already presented to {host}"
             )));
         }
-        let out = cmd::machine_ok(&[
-            OsStr::new("losetup"),
-            OsStr::new("-f"),
-            OsStr::new("--show"),
-            d.image.as_os_str(),
-        ])?;
-        let device = PathBuf::from(out.stdout.trim());
+        let (device, backing) = crate::loopdev::attach(&d.image).map_err(LabError::Loop)?;
         lock(&self.loops).push(LoopDev {
             device: device.clone(),
             image: d.image.clone(),
+            backing,
         });
         let st = nix::sys::stat::stat(&device).map_err(|source| LabError::Sys {
             op: "stat",
@@ -1259,18 +1256,18 @@ mount -t tmpfs -o mode=1777 lab-shm /dev/shm
             }
         }
         // 3. Loop devices. A device still referenced by a dying mount is
-        //    auto-cleared by the kernel when released: wait for that.
+        //    auto-cleared by the kernel when released: wait for that. Only a
+        //    device still bound to our image is touched: once cleared, the
+        //    same /dev/loopN may already be another lab's disk.
         let loops: Vec<LoopDev> = lock(&self.loops).drain(..).collect();
         for l in &loops {
-            let _ = cmd::machine(&[
-                OsStr::new("losetup"),
-                OsStr::new("-d"),
-                l.device.as_os_str(),
-            ]);
+            if let Err(e) = crate::loopdev::detach_if_backs(&l.device, l.backing) {
+                problems.push(e);
+            }
         }
         for l in &loops {
             let t0 = Instant::now();
-            while loop_backs(&l.device, &l.image) {
+            while crate::loopdev::backs(&l.device, l.backing).unwrap_or(false) {
                 if t0.elapsed() > TIMEOUT {
                     problems.push(format!(
                         "loop device {} still attached to {} (detach it with: losetup -d {})",
@@ -1281,11 +1278,10 @@ mount -t tmpfs -o mode=1777 lab-shm /dev/shm
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(10));
-                let _ = cmd::machine(&[
-                    OsStr::new("losetup"),
-                    OsStr::new("-d"),
-                    l.device.as_os_str(),
-                ]);
+                if let Err(e) = crate::loopdev::detach_if_backs(&l.device, l.backing) {
+                    problems.push(e);
+                    break;
+                }
             }
         }
         // 4. The scratch directory.
@@ -1401,22 +1397,6 @@ fn kill_host_processes(h: &Host) -> std::result::Result<(), String> {
     // (and with the mount namespace, the mounts that hold loop devices).
     lock(&h.ns_guard).clear();
     Ok(())
-}
-
-/// True while `dev` is a loop device backed by `image`.
-fn loop_backs(dev: &Path, image: &Path) -> bool {
-    let base = dev
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
-    match fs::read_to_string(format!("/sys/block/{base}/loop/backing_file")) {
-        Ok(s) => {
-            let s = s.trim().trim_end_matches(" (deleted)");
-            Path::new(s) == image
-        }
-        Err(_) => false,
-    }
 }
 
 fn keygen(path: &Path, comment: &str) -> Result<()> {

@@ -8,6 +8,8 @@
 //!   device per host, optional ext4 MMP); teardown that leaves nothing behind.
 //! * [`vzctl`]: a test double of vzctl 4.x (binary `vzctl-double`, installed
 //!   as `vzctl` on every host), following `docs/VZCTL-CONTRACT.md`.
+//! * [`loopdev`]: attaching images to loop devices, and detaching a device
+//!   only while it still backs the same image (shared with `vzfs-bench`).
 //! * [`workload`]: the process that is a "running container".
 //! * [`demo`]: the scenarios `make demo` shows: every migration scenario of
 //!   vzfs-migrate in a two-node lab, each checking its result.
@@ -40,6 +42,7 @@ pub mod cmd;
 pub mod demo;
 pub mod error;
 pub mod lab;
+pub mod loopdev;
 pub mod mountinfo;
 pub mod preflight;
 pub mod up;

@@ -165,12 +165,62 @@ fn san_with_mmp_refuses_the_second_mount() {
         .run(&["mount", lun.device("b").to_str().unwrap(), "/mnt"])
         .unwrap();
     assert!(!out.success(), "MMP must refuse a second mount: {out}");
+    // Refused by MMP (EBUSY), not by a device that cannot be read (EIO).
+    assert!(
+        !out.stderr.contains("can't read superblock"),
+        "the refusal must come from MMP, not from an unreadable device: {out}"
+    );
+    for h in ["a", "b"] {
+        let backing = vzfs_lab::loopdev::Backing::of(&lun.image).unwrap();
+        assert!(
+            vzfs_lab::loopdev::backs(lun.device(h), backing).unwrap(),
+            "{h}'s view of the LUN must still be attached"
+        );
+    }
     assert!(b.mount_at("/mnt").unwrap().is_none());
     // After a clean unmount on a, b may mount it.
     a.run_ok(&["umount", "/mnt"]).unwrap();
     b.run_ok(&["mount", lun.device("b").to_str().unwrap(), "/mnt"])
         .unwrap();
     b.run_ok(&["umount", "/mnt"]).unwrap();
+    lab.teardown().unwrap();
+}
+
+/// A loop device that no longer backs a lab's image (cleared, then handed
+/// to someone else) is never detached by that lab: the check and the detach
+/// go through one descriptor. Before, a teardown's retry detached loopN by
+/// name and pulled a parallel test's LUN from under its mount (EIO).
+#[test]
+fn detach_leaves_a_device_bound_to_another_image_alone() {
+    use vzfs_lab::loopdev::{backs, detach_if_backs, Backing, Detach};
+    let Some(lab) = lab("detach_leaves_a_device_bound_to_another_image_alone") else {
+        return;
+    };
+    let x = lab
+        .add_disk(vzfs_lab::DiskSpec::new("x", &["a"], Fs::Ext4))
+        .unwrap();
+    let y = lab
+        .add_disk(vzfs_lab::DiskSpec::new("y", &["a"], Fs::Ext4))
+        .unwrap();
+    let (bx, by) = (
+        Backing::of(&x.image).unwrap(),
+        Backing::of(&y.image).unwrap(),
+    );
+    let (dx, dy) = (x.device("a").to_path_buf(), y.device("a").to_path_buf());
+    let a = lab.host("a");
+    a.run_ok(&["mount", dy.to_str().unwrap(), "/mnt"]).unwrap();
+    // x's identity against y's device: not ours, nothing done.
+    assert_eq!(detach_if_backs(&dy, bx).unwrap(), Detach::NotOurs);
+    assert!(backs(&dy, by).unwrap());
+    a.run_ok(&["touch", "/mnt/still-writable"]).unwrap();
+    a.run_ok(&["sync"]).unwrap();
+    // x's own device: cleared.
+    assert_eq!(detach_if_backs(&dx, bx).unwrap(), Detach::Cleared);
+    assert!(!backs(&dx, bx).unwrap());
+    // Again (a retry): nothing left to do, and nothing else touched.
+    assert_eq!(detach_if_backs(&dx, bx).unwrap(), Detach::NotOurs);
+    assert!(backs(&dy, by).unwrap());
+    a.run_ok(&["umount", "/mnt"]).unwrap();
     lab.teardown().unwrap();
 }
 

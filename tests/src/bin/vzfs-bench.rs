@@ -6,7 +6,7 @@
 //! It owns its whole environment: as root it enters a private mount namespace
 //! of its own (so this machine's mounts are never touched), covers `/etc/vz`
 //! and `/vz` with tmpfs, makes a 64 MiB sparse ext4 image, attaches it to a
-//! loop device (with autoclear, and an fd held by the bench, so even a
+//! loop device (a reaper process detaches it if the bench dies, so even a
 //! `kill -9` leaves no loop device behind) and writes a container config 101
 //! with `VE_DEVICE`. Every exit path (including a panic inside a section)
 //! unmounts and detaches what it made.
@@ -45,7 +45,6 @@
 use nix::mount::{MntFlags, MsFlags};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -380,58 +379,7 @@ fn dev_of(node: &Path) -> Res<String> {
 
 // ---------------------------------------------------------------- loop devices
 
-const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
-const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
-const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
-const LOOP_GET_STATUS64: libc::c_ulong = 0x4C05;
-const LOOP_SET_STATUS64: libc::c_ulong = 0x4C04;
-const LO_FLAGS_AUTOCLEAR: u32 = 4;
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct LoopInfo64 {
-    lo_device: u64,
-    lo_inode: u64,
-    lo_rdevice: u64,
-    lo_offset: u64,
-    lo_sizelimit: u64,
-    lo_number: u32,
-    lo_encrypt_type: u32,
-    lo_encrypt_key_size: u32,
-    lo_flags: u32,
-    lo_file_name: [u8; 64],
-    lo_crypt_name: [u8; 64],
-    lo_encrypt_key: [u8; 32],
-    lo_init: [u64; 2],
-}
-
-impl LoopInfo64 {
-    fn zeroed() -> LoopInfo64 {
-        LoopInfo64 {
-            lo_device: 0,
-            lo_inode: 0,
-            lo_rdevice: 0,
-            lo_offset: 0,
-            lo_sizelimit: 0,
-            lo_number: 0,
-            lo_encrypt_type: 0,
-            lo_encrypt_key_size: 0,
-            lo_flags: 0,
-            lo_file_name: [0; 64],
-            lo_crypt_name: [0; 64],
-            lo_encrypt_key: [0; 32],
-            lo_init: [0; 2],
-        }
-    }
-}
-
-#[repr(C)]
-struct LoopConfig {
-    fd: u32,
-    block_size: u32,
-    info: LoopInfo64,
-    reserved: [u64; 8],
-}
+use vzfs_lab::loopdev::{self, Backing, Detach};
 
 /// A loop device attached by the bench. The bench keeps no descriptor open
 /// on it: a held descriptor keeps the block device's page cache across
@@ -441,107 +389,37 @@ struct LoopConfig {
 struct LoopDev {
     node: PathBuf,
     image: PathBuf,
-}
-
-fn open_rw(node: &Path) -> Res<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(node)
-        .map_err(|e| format!("open {}: {e}", node.display()))
+    /// The image's identity: the device is detached only while bound to it.
+    backing: Backing,
 }
 
 impl LoopDev {
     fn attach(image: &Path) -> Res<LoopDev> {
-        let img = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(image)
-            .map_err(|e| format!("open {}: {e}", image.display()))?;
-        let ctl = File::open("/dev/loop-control").map_err(|e| {
-            format!("open /dev/loop-control: {e} (no loop devices? `modprobe loop`)")
-        })?;
-        for _ in 0..20 {
-            // SAFETY: ioctl without argument on an open descriptor.
-            let n = unsafe { libc::ioctl(ctl.as_raw_fd(), LOOP_CTL_GET_FREE as _) };
-            if n < 0 {
-                return Err(format!(
-                    "LOOP_CTL_GET_FREE on /dev/loop-control: {}",
-                    std::io::Error::last_os_error()
-                ));
-            }
-            let node = PathBuf::from(format!("/dev/loop{n}"));
-            let fd = open_rw(&node)?;
-            let mut info = LoopInfo64::zeroed();
-            let s = image.to_string_lossy();
-            let k = s.len().min(63);
-            info.lo_file_name[..k].copy_from_slice(&s.as_bytes()[..k]);
-            let cfg = LoopConfig {
-                fd: img.as_raw_fd() as u32,
-                block_size: 0,
-                info,
-                reserved: [0; 8],
-            };
-            // SAFETY: LOOP_CONFIGURE reads a struct loop_config we own.
-            let r = unsafe { libc::ioctl(fd.as_raw_fd(), LOOP_CONFIGURE as _, &cfg) };
-            if r == 0 {
-                return Ok(LoopDev {
-                    node,
-                    image: image.to_path_buf(),
-                });
-            }
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EBUSY) {
-                return Err(format!(
-                    "LOOP_CONFIGURE {} with {}: {e}",
-                    node.display(),
-                    image.display()
-                ));
-            }
-            // Someone else took it between GET_FREE and CONFIGURE: try again.
-        }
-        Err("no free loop device after 20 attempts (other tests are racing for them?)".into())
+        let (node, backing) = loopdev::attach(image)?;
+        Ok(LoopDev {
+            node,
+            image: image.to_path_buf(),
+            backing,
+        })
     }
 
     fn detach(&self) -> Res<()> {
-        detach_loop(&self.node).map_err(|e| format!("{e} (image {})", self.image.display()))
+        detach_loop(&self.node, self.backing)
+            .map_err(|e| format!("{e} (image {})", self.image.display()))
     }
 }
 
-/// LOOP_CLR_FD; when the device is still busy, sets autoclear instead so the
-/// kernel detaches it as soon as its last user lets go.
-fn detach_loop(node: &Path) -> Res<()> {
-    let fd = open_rw(node)?;
-    // SAFETY: ioctl without argument on an open loop device.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), LOOP_CLR_FD as _, 0) };
-    if r == 0 {
-        return Ok(());
-    }
-    let e = std::io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::ENXIO) => Ok(()), // not attached (any more)
-        Some(libc::EBUSY) => {
-            let mut info = LoopInfo64::zeroed();
-            // SAFETY: GET/SET_STATUS64 read/write a struct loop_info64 we own.
-            let ok = unsafe {
-                libc::ioctl(fd.as_raw_fd(), LOOP_GET_STATUS64 as _, &mut info) == 0 && {
-                    info.lo_flags |= LO_FLAGS_AUTOCLEAR;
-                    libc::ioctl(fd.as_raw_fd(), LOOP_SET_STATUS64 as _, &info) == 0
-                }
-            };
-            Err(format!(
-                "LOOP_CLR_FD {}: busy (still mounted somewhere?); {}",
-                node.display(),
-                if ok {
-                    "set autoclear: the kernel detaches it when it is released"
-                } else {
-                    "could not set autoclear either: detach it by hand (`losetup -d`)"
-                }
-            ))
-        }
-        _ => Err(format!("LOOP_CLR_FD {}: {e}", node.display())),
+/// Detaches `node` if it is still bound to `backing` (never another
+/// process's device that reused the number); a busy device gets autoclear
+/// and is reported, so the caller knows it is not gone yet.
+fn detach_loop(node: &Path, backing: Backing) -> Res<()> {
+    match loopdev::detach_if_backs(node, backing)? {
+        Detach::Cleared | Detach::NotOurs => Ok(()),
+        Detach::Autoclear => Err(format!(
+            "LOOP_CLR_FD {}: busy (still mounted somewhere?); set autoclear: the kernel \
+             detaches it when it is released",
+            node.display()
+        )),
     }
 }
 
@@ -569,9 +447,11 @@ impl Reaper {
             .map_err(|e| format!("start the loop-device reaper: {e}"))?;
         Ok(Reaper { child })
     }
-    fn tell(&mut self, what: &str, node: &Path) -> Res<()> {
+    /// "attached DEV INO NODE" (the backing file's identity) or "detached NODE".
+    fn tell(&mut self, what: &str, node: &Path, backing: Option<Backing>) -> Res<()> {
         let w = self.child.stdin.as_mut().ok_or("reaper has no stdin")?;
-        writeln!(w, "{what} {}", node.display())
+        let id = backing.map_or(String::new(), |b| format!("{} {} ", b.dev, b.ino));
+        writeln!(w, "{what} {id}{}", node.display())
             .and_then(|_| w.flush())
             .map_err(|e| format!("tell the reaper about {}: {e}", node.display()))
     }
@@ -600,26 +480,33 @@ fn reaper_main() -> ExitCode {
         libc::signal(libc::SIGTERM, libc::SIG_IGN);
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
     }
-    let mut live: Vec<PathBuf> = Vec::new();
+    let mut live: Vec<(PathBuf, Backing)> = Vec::new();
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
-        if let Some(n) = line.strip_prefix("attached ") {
-            live.push(PathBuf::from(n));
+        if let Some(rest) = line.strip_prefix("attached ") {
+            let mut it = rest.splitn(3, ' ');
+            let (Some(dev), Some(ino), Some(n)) = (it.next(), it.next(), it.next()) else {
+                continue;
+            };
+            let (Ok(dev), Ok(ino)) = (dev.parse(), ino.parse()) else {
+                continue;
+            };
+            live.push((PathBuf::from(n), Backing { dev, ino }));
         } else if let Some(n) = line.strip_prefix("detached ") {
-            live.retain(|l| l != Path::new(n));
+            live.retain(|(l, _)| l != Path::new(n));
         }
     }
     let mut code = 0;
-    for n in live {
+    for (n, backing) in live {
         // The bench's mount namespace dies with it; give the kernel a moment
         // to release the mounts it held.
-        let mut res = detach_loop(&n);
+        let mut res = detach_loop(&n, backing);
         for _ in 0..20 {
             if res.is_ok() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100));
-            res = detach_loop(&n);
+            res = detach_loop(&n, backing);
         }
         match res {
             Ok(()) => eprintln!(
@@ -749,7 +636,7 @@ impl Lab {
         }
         let l = attached?;
         if let Some(r) = self.reaper.as_mut() {
-            r.tell("attached", &l.node)?;
+            r.tell("attached", &l.node, Some(l.backing))?;
         }
         let node = l.node.clone();
         self.loops.push(l);
@@ -792,7 +679,7 @@ impl Lab {
                 self.loops[i].detach()?;
                 let l = self.loops.remove(i);
                 match self.reaper.as_mut() {
-                    Some(r) => r.tell("detached", &l.node),
+                    Some(r) => r.tell("detached", &l.node, None),
                     None => Ok(()),
                 }
             }
@@ -823,7 +710,7 @@ impl Lab {
             match l.detach() {
                 Ok(()) => {
                     if let Some(r) = self.reaper.as_mut() {
-                        let _ = r.tell("detached", &l.node);
+                        let _ = r.tell("detached", &l.node, None);
                     }
                 }
                 Err(e) => errs.push(e),
