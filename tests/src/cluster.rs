@@ -24,6 +24,7 @@
 
 use crate::error::{LabError, Result};
 use crate::lab::{Disk, Host, Lab};
+use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -226,6 +227,14 @@ pub fn detach_view(dir: &Path, major: u32, minor: u32) -> Result<()> {
     r
 }
 
+/// `cp SRC DST` in a child process (see the call sites for why not
+/// `fs::copy`); `what` says what was being copied when it fails.
+fn copy_executable(src: &Path, dst: &Path, what: &str) -> Result<()> {
+    crate::cmd::machine_ok(&[OsStr::new("cp"), src.as_os_str(), dst.as_os_str()])
+        .map(|_| ())
+        .map_err(|e| LabError::Usage(format!("{what}: {e}")))
+}
+
 /// Appends one line to `dir/fence.log` (the fence agent's record).
 pub fn append_fence_log(dir: &Path, line: &str) {
     use std::io::Write;
@@ -283,20 +292,21 @@ pub fn install_agents(lab: &Lab) -> Result<()> {
     chmod(&hook_dir, 0o755)?;
     let hook_src = lab.bin_dir().join("vzfs-hook");
     let hook = hook_dir.join("vzfs-hook");
-    fs::copy(&hook_src, &hook).map_err(|e| io("copy vzfs-hook (cargo build)", &hook_src, e))?;
+    // Copied by `cp` (a child process): a write descriptor of this
+    // multi-threaded test process could leak into a child another test
+    // forks at that instant, and exec'ing the copy would fail with ETXTBSY.
+    copy_executable(&hook_src, &hook, "copy vzfs-hook (cargo build)")?;
     chmod(&hook, 0o755)?;
     let link = ocf.join("vzfs/container");
     let _ = fs::remove_file(&link);
     std::os::unix::fs::symlink(&hook, &link).map_err(|e| io("symlink", &link, e))?;
     let fence_src = lab.bin_dir().join(FENCE_BINARY);
     let fence = sbin.join("fence_vzfslab");
-    fs::copy(&fence_src, &fence).map_err(|e| {
-        io(
-            "copy the lab's fence agent (cargo build -p vzfs-lab)",
-            &fence_src,
-            e,
-        )
-    })?;
+    copy_executable(
+        &fence_src,
+        &fence,
+        "copy the lab's fence agent (cargo build -p vzfs-lab)",
+    )?;
     chmod(&fence, 0o755)?;
     for h in lab.hosts() {
         h.sh_ok(&format!(

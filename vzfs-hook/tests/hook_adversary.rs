@@ -421,7 +421,7 @@ fn process_names_cannot_forge_lines() {
         assert_code(&w.vzctl_hook("vps.premount", "701"), 0, "premount");
         // The kernel names a process after the file it executes.
         let evil = w.scratch.join("a\nvzfs-hook: ok");
-        std::fs::copy("/bin/sleep", &evil).unwrap();
+        copy_executable(Path::new("/bin/sleep"), &evil);
         let pid = w.keep(
             Command::new(&evil)
                 .arg("600")

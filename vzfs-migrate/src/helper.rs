@@ -1125,6 +1125,22 @@ mod tests {
         assert!(!hook_version_compatible("garbage"));
     }
 
+    /// Writes an executable script from a child process (`sh`): a file this
+    /// multi-threaded test process opened for writing may still be open in
+    /// a child another test forked at that instant, and exec'ing it would
+    /// then fail with ETXTBSY ("Text file busy").
+    fn write_script(path: &Path, text: &str) {
+        let st = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("printf '%s' \"$1\" > \"$2\" && chmod 755 \"$2\"")
+            .arg("sh")
+            .arg(text)
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(st.success(), "write {}", path.display());
+    }
+
     #[test]
     fn hook_script_is_found_by_binary_name() {
         let d = std::env::temp_dir().join(format!("vzfs-hookscript-{}", std::process::id()));
@@ -1136,16 +1152,15 @@ mod tests {
         assert_eq!(hook_script(&other), Ok(None));
         // named vzfs-hook, answering --version as vzfs-hook does
         let bin = d.join("vzfs-hook");
-        std::fs::write(&bin, "#!/bin/sh\necho vzfs-hook 0.1.7\n").unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        write_script(&bin, "#!/bin/sh\necho vzfs-hook 0.1.7\n");
         let link = d.join("vps.premount");
         std::os::unix::fs::symlink(&bin, &link).unwrap();
         let h = hook_script(&link).unwrap().unwrap();
         assert_eq!(h.version, "0.1.7");
         assert_eq!(h.binary, std::fs::canonicalize(&bin).unwrap());
         // named vzfs-hook but something else
-        std::fs::write(&bin, "#!/bin/sh\necho hello\n").unwrap();
+        std::fs::remove_file(&bin).unwrap();
+        write_script(&bin, "#!/bin/sh\necho hello\n");
         assert!(hook_script(&link).unwrap_err().contains("--version"));
         std::fs::remove_dir_all(&d).unwrap();
     }

@@ -98,6 +98,21 @@ pub fn sh(script: &str) -> String {
     String::from_utf8_lossy(&run(Command::new("sh").args(["-c", script])).stdout).into_owned()
 }
 
+/// Copies the executable `src` to `dst` with `cp`, in a child process: a
+/// file this multi-threaded test process opened for writing may still be
+/// open in a child another test forked at that instant, and exec'ing it
+/// would then fail with ETXTBSY ("Text file busy").
+pub fn copy_executable(src: &Path, dst: &Path) {
+    let out = Command::new("cp").arg(src).arg(dst).output().unwrap();
+    assert!(
+        out.status.success(),
+        "cp {} {}: {}",
+        src.display(),
+        dst.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A loop device over a sparse image file; detached on drop.
 pub struct Loop {
     pub dev: PathBuf,
