@@ -7,6 +7,8 @@
 //! failpoint before the commit undone, after it finished by `--recover`, a
 //! kill -9 and `--recover`; every refusal changing nothing.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use vzfs_lab::{Disk, DiskSpec, Fs, Host, Lab};
@@ -174,17 +176,9 @@ fn acl_user_1234() -> Vec<u8> {
 /// A shared CT 101 with hard links, a sparse file, odd owners, a device
 /// node, an xattr and an ACL.
 fn shared_ct(a: &Host) {
-    a.vzctl(&["create", CT, "--ostemplate", "lab-minimal"])
-        .unwrap()
-        .ok()
+    common::create_shared(a);
+    a.sh_ok("cd /vz/private/101 && mknod data/null c 1 3 && chmod 4711 data/sub")
         .unwrap();
-    a.sh_ok(
-        "cd /vz/private/101 && mkdir -p data/sub && echo hello > data/a && \
-         head -c 200000 /dev/urandom > data/sub/blob && ln data/a data/a-link && \
-         truncate -s 10M data/sparse && chmod 640 data/a && chown 1234:99 data/sub/blob && \
-         mknod data/null c 1 3 && chmod 4711 data/sub",
-    )
-    .unwrap();
     setxattr(
         &a.path("/vz/private/101/data/sub/blob"),
         "trusted.vzfs-test",

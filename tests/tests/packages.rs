@@ -114,6 +114,15 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
+/// Both `first` and `second` are in `out`, `first` before `second`.
+fn in_order(out: &str, first: &str, second: &str, what: &str) {
+    let at = |m: &str| {
+        out.find(m)
+            .unwrap_or_else(|| panic!("{what}: no line {m:?}:\n{out}"))
+    };
+    assert!(at(first) < at(second), "{what}: wrong order:\n{out}");
+}
+
 fn text(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
 }
@@ -588,15 +597,11 @@ fn deb_with_admin_hooks_chains_them_and_restores_them() {
         let m = vzctl(&["mount", "101"]);
         let mo = text(&m);
         assert!(m.status.success(), "vzctl mount: {mo}");
-        let ours = mo
-            .find("vzfs-hook: CT 101")
-            .unwrap_or_else(|| panic!("no line of vzfs-hook:\n{mo}"));
-        let theirs = mo
-            .find("ADMIN premount ran")
-            .unwrap_or_else(|| panic!("admin premount did not run:\n{mo}"));
-        assert!(
-            ours < theirs,
-            "premount order must be ours, then theirs:\n{mo}"
+        in_order(
+            &mo,
+            "vzfs-hook: CT 101",
+            "ADMIN premount ran",
+            "premount: ours, then theirs",
         );
         let argv = fs::read("/vz/premount.argv").unwrap();
         assert_eq!(
@@ -625,15 +630,11 @@ fn deb_with_admin_hooks_chains_them_and_restores_them() {
         let u = vzctl(&["umount", "101"]);
         let uo = text(&u);
         assert!(u.status.success(), "vzctl umount: {uo}");
-        let theirs = uo
-            .find("ADMIN postumount ran")
-            .unwrap_or_else(|| panic!("admin postumount did not run:\n{uo}"));
-        let ours = uo
-            .find("vzfs-hook: CT 101")
-            .unwrap_or_else(|| panic!("no line of vzfs-hook:\n{uo}"));
-        assert!(
-            theirs < ours,
-            "postumount order must be theirs, then ours:\n{uo}"
+        in_order(
+            &uo,
+            "ADMIN postumount ran",
+            "vzfs-hook: CT 101",
+            "postumount: theirs, then ours",
         );
         assert_eq!(
             fs::read("/vz/postumount.argv").unwrap(),

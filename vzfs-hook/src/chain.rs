@@ -244,7 +244,7 @@ mod tests {
         let p = script(&d, "#!/bin/sh\nexit 3\n", 0o755);
         assert_eq!(find(&d.join("vps.premount")).unwrap(), Some(p.clone()));
         let e = run(&p).unwrap_err();
-        assert_eq!(e.exit_code(), crate::install::EXIT_CHAINED_FAILED);
+        assert_eq!(e.exit_code(), crate::error::exit::CHAINED_FAILED);
         assert!(e.to_string().contains("exited with status 3"), "{e}");
         let p = script(&d, "#!/bin/sh\nkill -TERM $$\n", 0o755);
         assert!(run(&p).unwrap_err().to_string().contains("signal 15"));
@@ -335,7 +335,7 @@ mod tests {
         fs::remove_file(&p).unwrap();
         std::os::unix::fs::symlink("/bin/true", &p).unwrap();
         let e = find(&argv0).unwrap_err();
-        assert_eq!(e.exit_code(), crate::install::EXIT_REFUSED);
+        assert_eq!(e.exit_code(), crate::error::exit::REFUSED);
         assert!(e.to_string().contains("is a symlink"), "{e}");
         fs::remove_file(&p).unwrap();
         fs::set_permissions(d.join(CHAINED_DIR), fs::Permissions::from_mode(0o777)).unwrap();

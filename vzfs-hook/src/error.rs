@@ -19,6 +19,8 @@ pub mod exit {
     pub const MOUNT: i32 = 8;
     pub const LOCK: i32 = 9;
     pub const SYSTEM: i32 = 10;
+    /// A chained admin script failed (`install --chain`).
+    pub const CHAINED_FAILED: i32 = 11;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -448,11 +448,24 @@ pub fn premount(sys: &dyn Sys, etc: &VzEtc, ct: &CtFs) -> Result<Outcome> {
         }
     };
     // Where it goes, by rule, before anything is created or looked at.
+    // The usual case, a directory that exists, is resolved once: the
+    // handle is opened on the very path the rules were checked on.
     let areas = container_areas(etc, ct)?;
-    paths::check_private_allowed(&ct.private, &paths::prospective(&ct.private)?, &areas)?;
+    let existing = paths::canonical_if_exists(&ct.private)?;
+    let target = match &existing {
+        Some(canon) => canon.clone(),
+        None => paths::prospective(&ct.private)?,
+    };
+    paths::check_private_allowed(&ct.private, &target, &areas)?;
     paths::ensure_dir(&ct.private)?;
-    let mp: MountPoint = paths::open_mount_point(&ct.private)?;
-    paths::check_private_allowed(&ct.private, &mp.path, &areas)?;
+    let mp: MountPoint = match existing {
+        Some(canon) => paths::open_canonical(&ct.private, canon)?,
+        None => {
+            let mp = paths::open_mount_point(&ct.private)?;
+            paths::check_private_allowed(&ct.private, &mp.path, &areas)?;
+            mp
+        }
+    };
 
     // From the first look at the mount table until the mount is verified,
     // no other mount decision about this filesystem is made on this node.

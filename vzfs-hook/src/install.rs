@@ -17,6 +17,7 @@
 //! are fsynced after each step. All names are checked before anything
 //! changes, so a refusal leaves the directory as it was.
 
+use crate::error::exit;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -30,14 +31,6 @@ pub const SYSCONFIG_SCRIPTS_DIR: &str = "/etc/sysconfig/vz-scripts";
 pub const CHAINED_DIR: &str = "vzfs-chained";
 /// Admin scripts replaced by `install --force`: kept, not run.
 pub const SAVED_DIR: &str = "vzfs-saved";
-
-/// Exit code of a refusal (an admin's script is in the way, `--check` found
-/// a hook missing or foreign, a chained script is unsafe to run).
-pub const EXIT_REFUSED: i32 = 4;
-/// Exit code of a failed file operation.
-pub const EXIT_SYSTEM: i32 = 10;
-/// Exit code when the chained admin script failed.
-pub const EXIT_CHAINED_FAILED: i32 = 11;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
@@ -67,10 +60,12 @@ pub enum InstallError {
 impl InstallError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            InstallError::Usage(_) => 1,
-            InstallError::Refused(_) | InstallError::Unsafe { .. } => EXIT_REFUSED,
-            InstallError::Io { .. } => EXIT_SYSTEM,
-            InstallError::ChainFailed { .. } => EXIT_CHAINED_FAILED,
+            InstallError::Usage(_) => exit::USAGE,
+            // a refusal: an admin's script is in the way, `--check` found a
+            // hook missing or foreign, a chained script is unsafe to run
+            InstallError::Refused(_) | InstallError::Unsafe { .. } => exit::REFUSED,
+            InstallError::Io { .. } => exit::SYSTEM,
+            InstallError::ChainFailed { .. } => exit::CHAINED_FAILED,
         }
     }
 }
@@ -677,7 +672,7 @@ mod tests {
         let p = seed(&l, "vps.postumount");
         let i = ino(&p);
         let e = install(&l, &names(), Mode::Plain).unwrap_err();
-        assert_eq!(e.exit_code(), EXIT_REFUSED);
+        assert_eq!(e.exit_code(), exit::REFUSED);
         let msg = e.to_string();
         assert!(
             msg.contains("--chain") && msg.contains(&p.display().to_string()),

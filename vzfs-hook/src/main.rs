@@ -225,7 +225,7 @@ fn install_cmd(etc_vz: &Path, a: InstallArgs) -> i32 {
                 if all_ours {
                     0
                 } else {
-                    install::EXIT_REFUSED
+                    exit::REFUSED
                 }
             }
             Err(e) => report(Err(e)),

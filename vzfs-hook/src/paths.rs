@@ -158,6 +158,14 @@ pub fn ensure_dir(path: &Path) -> Result<bool> {
 /// checks the handle names exactly that canonical path.
 pub fn open_mount_point(path: &Path) -> Result<MountPoint> {
     let canon = canonicalize(path).map_err(|e| Error::io("resolve path", path, e))?;
+    open_canonical(path, canon)
+}
+
+/// [`open_mount_point`] for a caller that has just resolved `path` to
+/// `canon` itself: opens `canon` as an `O_PATH` directory handle and checks
+/// the handle names exactly `canon` (a rename or symlink swapped in since
+/// the resolution is refused, as in [`open_mount_point`]).
+pub fn open_canonical(path: &Path, canon: PathBuf) -> Result<MountPoint> {
     let handle = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)

@@ -3,9 +3,19 @@
 
 /// Formats seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// The civil date (year, month 1-12, day 1-31) of a day counted from
+/// 1970-01-01 (Howard Hinnant's `civil_from_days`; negative days are before).
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -14,13 +24,8 @@ pub fn utc(secs: u64) -> String {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
 }
 
 pub fn now() -> u64 {

@@ -37,7 +37,29 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
         return helper::main(&args[2..]);
     }
     let tty = nix::unistd::isatty(std::io::stdout()).unwrap_or(false);
-    let opts = match cli::parse(args, tty) {
+    run_binary(
+        "vzfs-migrate",
+        false,
+        cli::parse(args, tty),
+        |o| (o.verbose, o.times, o.json),
+        engine::run,
+    )
+}
+
+/// What `vzfs-migrate` and `vzfs-create` do around their work: clap's
+/// outcome (help or version on stdout and exit 0; a usage error on one
+/// line with its exit code), verbosity, the logger (`use_syslog`), signal
+/// handling, `/etc/vz` (or `$VZFS_ETC`); then the summary as `-t` and
+/// `--json` ask (`flags` gives verbose, times, json), the error on one
+/// line, and the summary's exit code.
+pub(crate) fn run_binary<O>(
+    program: &'static str,
+    use_syslog: bool,
+    parsed: std::result::Result<O, std::result::Result<String, Error>>,
+    flags: impl Fn(&O) -> (u8, bool, bool),
+    work: impl FnOnce(&O, &vzfs::config::VzEtc) -> runner::Summary,
+) -> i32 {
+    let opts = match parsed {
         Ok(o) => o,
         Err(Ok(text)) => {
             print!("{text}");
@@ -48,19 +70,20 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
             return e.exit_code();
         }
     };
-    transport::set_verbose(opts.verbose);
-    vzfs::log::init("vzfs-migrate", opts.verbose.min(2), false);
+    let (verbose, times, json) = flags(&opts);
+    transport::set_verbose(verbose);
+    vzfs::log::init(program, verbose.min(2), use_syslog);
     signals::install();
     let etc = vzfs::config::VzEtc::new(
         std::env::var_os("VZFS_ETC")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| "/etc/vz".into()),
     );
-    let sum = engine::run(&opts, &etc);
-    if opts.times {
-        engine::print_times(&sum);
+    let sum = work(&opts, &etc);
+    if times {
+        runner::print_times(&sum);
     }
-    if opts.json {
+    if json {
         println!(
             "{}",
             serde_json::to_string(&sum).expect("summary serializes")

@@ -1375,6 +1375,12 @@ fn lab_err(what: &str) -> impl FnOnce(vzfs_lab::LabError) -> String + '_ {
 }
 
 /// A two-host lab (a, b) with vzfs-hook installed as vzctl's action scripts.
+/// An ext4+MMP LUN of `size` MiB presented to hosts a and b.
+fn san_lun(lab: &vzfs_lab::Lab, name: &str, size: u64) -> Res<vzfs_lab::Disk> {
+    lab.add_disk(vzfs_lab::DiskSpec::new(name, &["a", "b"], vzfs_lab::Fs::Ext4Mmp).size_mib(size))
+        .map_err(lab_err(&format!("LUN {name}")))
+}
+
 fn migrate_lab() -> Res<vzfs_lab::Lab> {
     vzfs_lab::Lab::builder()
         .hosts(&["a", "b"])
@@ -1575,12 +1581,7 @@ fn section_migrate_d2(_: &mut Lab, o: &Opts) -> Res<Report> {
     let t = Instant::now();
     let lab = migrate_lab()?;
     let (a, b) = (lab.host("a"), lab.host("b"));
-    let lun = |name: &str, size: u64| {
-        lab.add_disk(
-            vzfs_lab::DiskSpec::new(name, &["a", "b"], vzfs_lab::Fs::Ext4Mmp).size_mib(size),
-        )
-        .map_err(lab_err(&format!("LUN {name}")))
-    };
+    let lun = |name: &str, size: u64| san_lun(&lab, name, size);
     let l1 = lun("d2x1", mib + 64)?;
     let l10 = lun("d2x10", 10 * mib + 64)?;
     let f_fresh = lun("floor1", mib + 64)?;
@@ -1896,12 +1897,7 @@ fn section_migrate_online(_: &mut Lab, o: &Opts) -> Res<Report> {
     let t = Instant::now();
     let lab = migrate_lab()?;
     let (a, b) = (lab.host("a"), lab.host("b"));
-    let lun = |name: &str, size: u64| {
-        lab.add_disk(
-            vzfs_lab::DiskSpec::new(name, &["a", "b"], vzfs_lab::Fs::Ext4Mmp).size_mib(size),
-        )
-        .map_err(lab_err(&format!("LUN {name}")))
-    };
+    let lun = |name: &str, size: u64| san_lun(&lab, name, size);
     let l1 = lun("on16", 64)?;
     let l2 = lun("on512", 64)?;
     let dump = lun("dump", 1200)?;

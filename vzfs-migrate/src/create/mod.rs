@@ -889,39 +889,13 @@ fn recover(opts: &Options, etc: &VzEtc, sum: &mut Summary) -> Result<()> {
 /// returns the exit code.
 pub fn main_with_args(args: Vec<String>) -> i32 {
     transport::set_program("vzfs-create");
-    let opts = match cli::parse(args) {
-        Ok(o) => o,
-        Err(Ok(text)) => {
-            print!("{text}");
-            return 0;
-        }
-        Err(Err(e)) => {
-            eprintln!("error: {}", e.chain());
-            return e.exit_code();
-        }
-    };
-    transport::set_verbose(opts.verbose);
-    vzfs::log::init("vzfs-create", opts.verbose.min(2), true);
-    crate::signals::install();
-    let etc = VzEtc::new(
-        std::env::var_os("VZFS_ETC")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| "/etc/vz".into()),
-    );
-    let sum = run(&opts, &etc);
-    if opts.times {
-        crate::runner::print_times(&sum);
-    }
-    if opts.json {
-        println!(
-            "{}",
-            serde_json::to_string(&sum).expect("summary serializes")
-        );
-    }
-    if let Some(e) = &sum.error {
-        eprintln!("error: {e}");
-    }
-    sum.exit_code
+    crate::run_binary(
+        "vzfs-create",
+        true,
+        cli::parse(args),
+        |o| (o.verbose, o.times, o.json),
+        run,
+    )
 }
 
 #[cfg(test)]
