@@ -348,6 +348,24 @@ fn dpkg(args: &[&str]) -> Output {
         .expect("run dpkg")
 }
 
+/// After installing the `fmt` package: its files (for the binaries that
+/// are there) with their modes, and our hook symlinks; `log` is the
+/// installer's output, shown when a link is missing. Returns the files.
+fn check_package_installed(fmt: &str, log: &str) -> BTreeMap<String, u32> {
+    let bins = ["vzfs-hook", "vzfs-migrate", "vzfs-create"]
+        .into_iter()
+        .filter(|b| Path::new("/usr/sbin").join(b).exists())
+        .collect::<Vec<_>>();
+    let files = expected(fmt, &bins);
+    check_installed(&files);
+    for h in ["vps.premount", "vps.postumount"] {
+        let l = fs::read_link(format!("/etc/vz/conf/{h}"))
+            .unwrap_or_else(|e| panic!("{h}: {e}\n{log}"));
+        assert_eq!(l, Path::new("/usr/sbin/vzfs-hook"));
+    }
+    files
+}
+
 fn check_installed(files: &BTreeMap<String, u32>) {
     for (f, mode) in files {
         let md = fs::symlink_metadata(f).unwrap_or_else(|e| panic!("{f} not installed: {e}"));
@@ -395,17 +413,7 @@ fn deb_installs_links_the_hooks_and_removes_cleanly() {
         let out = dpkg(&["-i", p.deb.to_str().unwrap()]);
         let o = text(&out);
         assert!(out.status.success(), "dpkg -i: {o}");
-        let bins = ["vzfs-hook", "vzfs-migrate", "vzfs-create"]
-            .into_iter()
-            .filter(|b| Path::new("/usr/sbin").join(b).exists())
-            .collect::<Vec<_>>();
-        let files = expected("deb", &bins);
-        check_installed(&files);
-        for h in ["vps.premount", "vps.postumount"] {
-            let l = fs::read_link(format!("/etc/vz/conf/{h}"))
-                .unwrap_or_else(|e| panic!("{h}: {e}\n{o}"));
-            assert_eq!(l, Path::new("/usr/sbin/vzfs-hook"));
-        }
+        let files = check_package_installed("deb", &o);
         // The packaged binary is the one this tree builds (same --help).
         let help = run(Command::new("/usr/sbin/vzfs-hook").arg("--help")).stdout;
         assert_eq!(help, debug_help, "the package is stale: run `make package`");
@@ -467,17 +475,7 @@ fn rpm_installs_links_the_hooks_and_removes_cleanly() {
             .args(["-i", "--nodeps"])
             .args(db)
             .arg(&p.rpm));
-        let bins = ["vzfs-hook", "vzfs-migrate", "vzfs-create"]
-            .into_iter()
-            .filter(|b| Path::new("/usr/sbin").join(b).exists())
-            .collect::<Vec<_>>();
-        let files = expected("rpm", &bins);
-        check_installed(&files);
-        for h in ["vps.premount", "vps.postumount"] {
-            let l = fs::read_link(format!("/etc/vz/conf/{h}"))
-                .unwrap_or_else(|e| panic!("{h}: {e}\n{}", text(&out)));
-            assert_eq!(l, Path::new("/usr/sbin/vzfs-hook"));
-        }
+        let files = check_package_installed("rpm", &text(&out));
         run(Command::new("rpm")
             .args(["-e", "--nodeps"])
             .args(db)
