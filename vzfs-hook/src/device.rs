@@ -94,6 +94,10 @@ pub struct ExtInfo {
     pub mtime: u64,
     /// Directory where it was last mounted (`s_last_mounted`).
     pub last_mounted: String,
+    /// `s_feature_incompat` and `s_feature_ro_compat`, for
+    /// [`crate::platform::unmountable`].
+    pub incompat: u32,
+    pub ro_compat: u32,
 }
 
 /// What the superblock says.
@@ -103,6 +107,8 @@ pub struct FsInfo {
     pub uuid: Option<String>,
     pub label: Option<String>,
     pub ext: Option<ExtInfo>,
+    /// xfs: the superblock version (`sb_versionnum & 0xf`; 5 = crc).
+    pub xfs_version: Option<u16>,
 }
 
 /// Result of [`probe`]: a filesystem, or something else we can name.
@@ -385,7 +391,10 @@ pub fn probe_bytes(
                 mmp,
                 mtime: le32(sb, 0x2C) as u64,
                 last_mounted: cstr(&sb[0x88..0xC8]),
+                incompat,
+                ro_compat,
             }),
+            xfs_version: None,
         }));
     }
     if head.len() >= 512 && &head[0..4] == b"XFSB" {
@@ -394,6 +403,7 @@ pub fn probe_bytes(
             uuid: uuid_text(&head[32..48]),
             label: label(&head[108..120]),
             ext: None,
+            xfs_version: Some(u16::from_be_bytes([head[100], head[101]]) & 0xf),
         }));
     }
     if head.len() >= 6 && &head[0..6] == b"LUKS\xba\xbe" {
@@ -413,6 +423,7 @@ pub fn probe_bytes(
             uuid: uuid_text(&b[0x20..0x30]),
             label: label(&b[0x12b..0x12b + 256]),
             ext: None,
+            xfs_version: None,
         }));
     }
     if head.len() >= 512 && head[510] == 0x55 && head[511] == 0xAA {

@@ -114,7 +114,10 @@ mod tests {
                 mmp: None,
                 mtime: 0,
                 last_mounted: String::new(),
+                incompat: 0,
+                ro_compat: 0,
             }),
+            xfs_version: None,
         }
     }
 
@@ -139,6 +142,7 @@ mod tests {
             uuid: None,
             label: None,
             ext: None,
+            xfs_version: Some(5),
         };
         assert_eq!(plan(FsckMode::Auto, &x), None);
         assert_eq!(plan(FsckMode::Yes, &x), Some(vec!["xfs_repair", "-n"]));

@@ -19,6 +19,7 @@ use crate::lock::{CtLock, FsLock};
 use crate::log;
 use crate::mountinfo::MountTable;
 use crate::paths::{self, MountPoint};
+use crate::platform;
 use crate::sys::{self, MountRequest, Sys};
 use crate::timefmt;
 use nix::errno::Errno;
@@ -403,6 +404,39 @@ fn mount_hint(errno: Errno, fs: &str) -> String {
     }
 }
 
+/// Refuses a filesystem with a feature the running kernel cannot mount
+/// (an OpenVZ 6 node's 2.6.32 has no MMP, metadata_csum, xfs v5, ...),
+/// naming the feature and the kernel release, instead of the bare EINVAL
+/// mount(2) would give.
+fn check_kernel_can_mount(
+    spec: &DeviceSpec,
+    dev: &Device,
+    fs: &FsInfo,
+    kernel: &platform::Kernel,
+) -> Result<()> {
+    let missing = platform::unmountable(fs, kernel);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = missing
+        .iter()
+        .map(|(f, v)| format!("{f} (Linux {v} or later)"))
+        .collect();
+    Err(Error::device(
+        spec,
+        format!(
+            "{} holds {} with feature{} {}, which this node's kernel {} cannot mount; \
+             recreate the filesystem with this node's mkfs, remove the feature on the unmounted filesystem \
+             with a newer e2fsprogs where it can be removed (tune2fs -O ^FEATURE), or run a newer kernel",
+            dev.node.display(),
+            fs.fstype,
+            if missing.len() > 1 { "s" } else { "" },
+            list.join(", "),
+            crate::text::escape(&kernel.release)
+        ),
+    ))
+}
+
 /// Mounts the container's device on its private area. Idempotent: the same
 /// device already mounted there is success.
 pub fn premount(sys: &dyn Sys, etc: &VzEtc, ct: &CtFs) -> Result<Outcome> {
@@ -447,6 +481,7 @@ pub fn premount(sys: &dyn Sys, etc: &VzEtc, ct: &CtFs) -> Result<Outcome> {
             ))
         }
     };
+    check_kernel_can_mount(&dc.spec, &dev, &fs, &platform::Kernel::running())?;
     // Where it goes, by rule, before anything is created or looked at.
     // The usual case, a directory that exists, is resolved once: the
     // handle is opened on the very path the rules were checked on.
@@ -566,17 +601,15 @@ pub fn premount(sys: &dyn Sys, etc: &VzEtc, ct: &CtFs) -> Result<Outcome> {
     match after.as_ref().map(|t| t.top_at(&mp.path)) {
         None => {}
         Some(Some(top)) if top.dev == dev.dev => {}
-        Some(other) => {
-            return Err(Error::refused(format!(
-                "mounted {} but mountinfo shows {} at {}; check `findmnt {}` by hand",
-                dev.node.display(),
-                other
-                    .map(|e| format!("{} ({})", e.source, e.dev))
-                    .unwrap_or_else(|| "nothing".into()),
-                mp.path.display(),
-                mp.path.display()
-            )))
-        }
+        Some(other) => return Err(Error::refused(format!(
+            "mounted {} but mountinfo shows {} at {}; check `grep {} /proc/self/mountinfo` by hand",
+            dev.node.display(),
+            other
+                .map(|e| format!("{} ({})", e.source, e.dev))
+                .unwrap_or_else(|| "nothing".into()),
+            mp.path.display(),
+            mp.path.display()
+        ))),
     }
     // A slow mount(2) is the kernel's MMP wait (ext4 waits twice its
     // check interval when the MMP block was left dirty by a dead node).

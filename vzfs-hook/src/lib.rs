@@ -26,6 +26,7 @@ pub mod mountinfo;
 pub mod node;
 pub mod ocf;
 pub mod paths;
+pub mod platform;
 pub mod sys;
 pub mod text;
 pub mod timefmt;

@@ -272,6 +272,7 @@ mod tests {
             uuid: uuid.map(str::to_string),
             label: None,
             ext: None,
+            xfs_version: None,
         };
         let d = Path::new("/vz/lock");
         let dev = DevNum { major: 7, minor: 3 };

@@ -55,6 +55,16 @@ impl Manifest {
         self.allocated
     }
 
+    /// Drops the nanoseconds of every mtime, for a copy made by a tool that
+    /// keeps whole seconds only (rsync before 3.1.0).
+    pub fn times_in_seconds(&mut self) {
+        for e in self.entries.values_mut() {
+            if let Some((_, ns)) = &mut e.mtime {
+                *ns = 0;
+            }
+        }
+    }
+
     /// The differences between `self` (the original) and `copy`, in words,
     /// at most `limit` of them (then "... and N more").
     pub fn diff(&self, copy: &Manifest, limit: usize) -> Vec<String> {

@@ -40,6 +40,7 @@ use crate::mountinfo::{DevNum, MountTable};
 use crate::sys::{self, RealSys, Sys};
 use std::fs::{self, File};
 use std::io::{self, Read, Seek};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::FromRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -263,6 +264,53 @@ fn vzctl_path() -> R<PathBuf> {
         })
 }
 
+/// An anonymous file for a child's output: `memfd_create` (Linux 3.17+),
+/// else (OpenVZ 6's 2.6.32: `ENOSYS`) a file created exclusively, mode
+/// 0600, in `/dev/shm` or `/tmp` (whichever is a directory first), without
+/// following a symlink, and unlinked at once: nobody else can open it, and
+/// it is gone when the last descriptor closes. Not `O_TMPFILE` (3.11).
+fn output_file() -> io::Result<File> {
+    // SAFETY: memfd_create with a valid NUL-terminated name.
+    let fd = unsafe { libc::memfd_create(c"vzfs-ocf-vzctl".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd >= 0 {
+        // SAFETY: fd is a new descriptor owned by nobody else.
+        return Ok(unsafe { File::from_raw_fd(fd) });
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(e);
+    }
+    let dir = ["/dev/shm", "/tmp"]
+        .into_iter()
+        .map(std::path::Path::new)
+        .find(|d| std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()))
+        .ok_or(e)?;
+    let mut last = None;
+    for n in 0..16u32 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = dir.join(format!(".vzfs-ocf-{}-{nanos:x}-{n}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+        {
+            Ok(f) => {
+                std::fs::remove_file(&path)?;
+                return Ok(f);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists)))
+}
+
 /// Runs vzctl with stdin `/dev/null` and stdout+stderr in an anonymous
 /// memory file, read after vzctl exited (never a pipe read to end-of-file:
 /// the container's init may inherit it). Returns the exit code (None: a
@@ -275,16 +323,7 @@ fn vzctl(ctid: &str, args: &[&str]) -> R<(Option<i32>, String)> {
         path: exe.clone(),
         source,
     };
-    // SAFETY: memfd_create with a valid NUL-terminated name.
-    let fd = unsafe { libc::memfd_create(c"vzfs-ocf-vzctl".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(io_err(
-            "memfd_create for the output of",
-            io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: fd is a new descriptor owned by nobody else.
-    let mut out = unsafe { File::from_raw_fd(fd) };
+    let mut out = output_file().map_err(|e| io_err("create a file for the output of", e))?;
     let err = out.try_clone().map_err(|e| io_err("dup", e))?;
     let status = Command::new(&exe)
         .args(args)

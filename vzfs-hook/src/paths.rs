@@ -1,6 +1,8 @@
 //! The container's private area as a mount point: created if missing (its
 //! parent must exist), resolved canonically once, and opened as an `O_PATH`
-//! directory handle. The canonical path is used for every mountinfo
+//! directory handle (`O_DIRECTORY|O_NOFOLLOW`: on Linux < 2.6.39, which
+//! ignores `O_PATH`, an ordinary read-only open of that directory, which is
+//! just as safe). The canonical path is used for every mountinfo
 //! comparison and for the unmount; the handle (`/proc/self/fd/N`) is what
 //! mount(2) gets, so nothing swapped in after the check can redirect the
 //! mount. A path that resolves inside another container's `VE_ROOT` or
@@ -56,11 +58,22 @@ pub struct Lookup {
     pub dev: crate::mountinfo::DevNum,
 }
 
+/// Whether the kernel lacks statx (Linux < 4.11, e.g. OpenVZ 6's 2.6.32):
+/// remembered after the first `ENOSYS`, so the fallback costs nothing more.
+static NO_STATX: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// `statx(path, AT_SYMLINK_NOFOLLOW)`: the filesystem and mount-root state
 /// at `path` (a canonical path). A cheap answer to "is anything mounted
 /// here, and what": the callers use mountinfo whenever it is not a clear no.
+/// Without statx (Linux < 4.11) it is `lstat`: the device, and
+/// `mount_root: None`, so the callers read mountinfo, as they do on a kernel
+/// whose statx lacks `STATX_ATTR_MOUNT_ROOT`.
 pub fn lookup(path: &Path) -> Result<Lookup> {
     use std::os::unix::ffi::OsStrExt;
+    use std::sync::atomic::Ordering;
+    if NO_STATX.load(Ordering::Relaxed) {
+        return lookup_lstat(path);
+    }
     let c = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| Error::refused(format!("{} holds a NUL byte", crate::text::path(path))))?;
     // SAFETY: statx fills the zeroed struct; `c` is a valid C string. The
@@ -78,7 +91,12 @@ pub fn lookup(path: &Path) -> Result<Lookup> {
         )
     };
     if r != 0 {
-        return Err(Error::io("stat", path, std::io::Error::last_os_error()));
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ENOSYS) {
+            NO_STATX.store(true, Ordering::Relaxed);
+            return lookup_lstat(path);
+        }
+        return Err(Error::io("stat", path, e));
     }
     let known = stx.stx_attributes_mask & libc::STATX_ATTR_MOUNT_ROOT as u64 != 0;
     Ok(Lookup {
@@ -87,6 +105,17 @@ pub fn lookup(path: &Path) -> Result<Lookup> {
             major: stx.stx_dev_major,
             minor: stx.stx_dev_minor,
         },
+    })
+}
+
+/// [`lookup`] without statx: `lstat` names the device; whether `path` is a
+/// mount root is left to mountinfo (`None`).
+fn lookup_lstat(path: &Path) -> Result<Lookup> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).map_err(|e| Error::io("stat", path, e))?;
+    Ok(Lookup {
+        mount_root: None,
+        dev: crate::mountinfo::DevNum::from_rdev(m.dev()),
     })
 }
 
@@ -106,15 +135,24 @@ pub fn lexical(p: &Path) -> PathBuf {
 }
 
 /// `path` resolved canonically (symlinks followed, no `.`/`..`), like
-/// `std::fs::canonicalize`, in three system calls: the kernel resolves the
-/// path once (`open(O_PATH)`, which opens nothing, not even a device) and
-/// names what it found (`/proc/self/fd/N`), instead of a `readlink` per
-/// component. Falls back to `std::fs::canonicalize` without `/proc`.
+/// `std::fs::canonicalize`. A directory takes three system calls: the
+/// kernel resolves the path once (`open(O_PATH|O_DIRECTORY)`) and names
+/// what it found (`/proc/self/fd/N`), instead of a `readlink` per
+/// component. Anything else (a device node, a FIFO) goes through
+/// `std::fs::canonicalize`, which opens nothing: `O_DIRECTORY` makes the
+/// kernel refuse a non-directory before opening it, also on Linux < 2.6.39,
+/// which ignores `O_PATH` and would otherwise really open a device or block
+/// on a FIFO. Falls back to `std::fs::canonicalize` without `/proc` too.
 pub fn canonicalize(path: &Path) -> std::io::Result<PathBuf> {
-    let f = std::fs::OpenOptions::new()
+    let f = match std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-        .open(path)?;
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => return std::fs::canonicalize(path),
+        Err(e) => return Err(e),
+    };
     match std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd())) {
         Ok(p) if p.is_absolute() => Ok(p),
         _ => std::fs::canonicalize(path),

@@ -3,7 +3,9 @@
 //! One multiplexed ssh connection (ControlMaster in a private directory
 //! `/run/vzfs-migrate/ssh-CTID-XXXXXX` holding the socket and the owner's
 //! pid, ControlPersist bounded to [`CONTROL_PERSIST_SECS`] after the last
-//! client left) serves the whole run and is closed on every exit path
+//! client left, where the local ssh knows it: OpenSSH 5.6+, found by `ssh -V`;
+//! OpenSSH 5.3 of CentOS 6 refuses the option, and its master lives until
+//! `-O exit`) serves the whole run and is closed on every exit path
 //! (`ssh -O exit`, also from `Drop`); after a kill -9 [`reap_stale_masters`]
 //! closes what the dead run left; every remote argument is
 //! shell-quoted with `shlex`; every argv is logged (with `-v`) before it
@@ -284,6 +286,35 @@ pub fn reap_stale_masters(tag: &str) -> Vec<String> {
     out
 }
 
+/// The local ssh's version (`ssh -V`, asked once per run); None when it
+/// cannot be read (then the current options are used).
+pub fn local_ssh_version() -> Option<vzfs::platform::Version> {
+    static V: std::sync::OnceLock<Option<vzfs::platform::Version>> = std::sync::OnceLock::new();
+    *V.get_or_init(|| {
+        let v = vzfs::platform::tool_output(&["ssh", "-V"])
+            .and_then(|t| vzfs::platform::parse_openssh(&t));
+        log(&format!(
+            "local ssh: OpenSSH {}",
+            v.map_or("of unknown version".into(), |v| v.to_string())
+        ));
+        v
+    })
+}
+
+/// The local rsync's version (`rsync --version`, asked once per run).
+pub fn local_rsync_version() -> Option<vzfs::platform::Version> {
+    static V: std::sync::OnceLock<Option<vzfs::platform::Version>> = std::sync::OnceLock::new();
+    *V.get_or_init(|| {
+        let v = vzfs::platform::tool_output(&["rsync", "--version"])
+            .and_then(|t| vzfs::platform::parse_rsync(&t));
+        log(&format!(
+            "local rsync: {}",
+            v.map_or("of unknown version".into(), |v| v.to_string())
+        ));
+        v
+    })
+}
+
 impl Ssh {
     /// Open the master connection (BatchMode, bounded ControlPersist).
     /// `ssh_opts` is stock vzmigrate's `--ssh=OPTS` string.
@@ -366,11 +397,13 @@ impl Ssh {
         let errfile = self.ctl_dir.join("master.err");
         let mut argv = vec!["ssh".to_string(), "-M".into(), "-N".into(), "-f".into()];
         argv.extend(self.base_args());
-        argv.extend([
-            "-o".into(),
-            format!("ControlPersist={CONTROL_PERSIST_SECS}"),
-            self.dest.clone(),
-        ]);
+        if local_ssh_version().map_or(true, |v| v >= vzfs::platform::CONTROL_PERSIST_SSH) {
+            argv.extend([
+                "-o".into(),
+                format!("ControlPersist={CONTROL_PERSIST_SECS}"),
+            ]);
+        }
+        argv.push(self.dest.clone());
         log(&format!("{}: exec {}", self.host, argv.join(" ")));
         // The backgrounded master must not hold our stdout/stderr open.
         let err = std::fs::File::create(&errfile)
@@ -456,7 +489,14 @@ impl Ssh {
             "-s".into(),
         ];
         if progress {
-            argv.push("--info=progress2".into());
+            // --info is rsync 3.1+; 3.0 (CentOS 6) has only per-file --progress
+            argv.push(
+                if local_rsync_version() >= Some(vzfs::platform::RSYNC_INFO) {
+                    "--info=progress2".into()
+                } else {
+                    "--progress".into()
+                },
+            );
         }
         if let Some(o) = rsync_opts {
             argv.extend(

@@ -488,19 +488,19 @@ impl crate::runner::Plan for Ctx {
                     ));
                 }
                 self.manifest = Some(m);
-                let mut argv: Vec<String> = [
-                    "rsync",
-                    "-aHAX",
-                    "--numeric-ids",
-                    "--sparse",
-                    // exact times: by default rsync leaves a copy's mtime
-                    // alone when the seconds match, keeping its nanoseconds
-                    "--modify-window=-1",
-                    "--exclude=/lost+found",
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+                let mut argv: Vec<String> = ["rsync", "-aHAX", "--numeric-ids", "--sparse"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                // exact times: by default rsync leaves a copy's mtime alone
+                // when the seconds match, keeping its nanoseconds (the option
+                // is rsync 3.1.3+; an older one keeps seconds only, and the
+                // verify compares what it keeps)
+                if transport::local_rsync_version() >= Some(vzfs::platform::RSYNC_NEG_MODIFY_WINDOW)
+                {
+                    argv.push("--modify-window=-1".into());
+                }
+                argv.push("--exclude=/lost+found".into());
                 argv.push(format!("{}/", from.display()));
                 argv.push(format!("{}/", to.display()));
                 self.run_cmd(&argv, Kind::Copy)?;
@@ -514,8 +514,14 @@ impl crate::runner::Plan for Ctx {
                         hostops::lib_err(format!("manifest of {}", from.display()), e)
                     })?,
                 };
-                let copy = vzfs::manifest::take(&to, self.skip_lf())
+                let mut copy = vzfs::manifest::take(&to, self.skip_lf())
                     .map_err(|e| hostops::lib_err(format!("manifest of {}", to.display()), e))?;
+                let mut orig = orig;
+                // rsync before 3.1.0 (CentOS 6: 3.0.6) copies whole seconds
+                if transport::local_rsync_version() < Some(vzfs::platform::RSYNC_INFO) {
+                    orig.times_in_seconds();
+                    copy.times_in_seconds();
+                }
                 let d = orig.diff(&copy, 8);
                 if !d.is_empty() {
                     return Err(Error::check(
