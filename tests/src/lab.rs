@@ -33,6 +33,7 @@
 
 use crate::cmd::{self, quote_argv, Output};
 use crate::error::{LabError, Result};
+use crate::legacy::Legacy;
 use crate::mountinfo::{self, DevNum, MountEntry};
 use std::ffi::OsStr;
 use std::fs;
@@ -229,6 +230,7 @@ pub struct LabBuilder {
     required: Vec<String>,
     bin_dir: Option<PathBuf>,
     hook: bool,
+    legacy: bool,
 }
 
 impl Default for LabBuilder {
@@ -238,6 +240,7 @@ impl Default for LabBuilder {
             required: Vec::new(),
             bin_dir: None,
             hook: false,
+            legacy: false,
         }
     }
 }
@@ -267,6 +270,12 @@ impl LabBuilder {
     pub fn install_hook(mut self) -> Self {
         self.hook = true;
         self.required.push("vzfs-hook".to_string());
+        self
+    }
+    /// The legacy profile ([`crate::legacy`]): every host an OpenVZ 6 node
+    /// (2.6.32 system calls, the CentOS 6 toolset, sshd 5.3 with RSA keys).
+    pub fn legacy(mut self) -> Self {
+        self.legacy = true;
         self
     }
     /// Directory holding the project's binaries (default: [`default_bin_dir`]).
@@ -317,6 +326,7 @@ pub struct Host {
     sshd: Mutex<Option<Child>>,
     dir: PathBuf,
     ssh_dir: PathBuf,
+    legacy: Option<Legacy>,
 }
 
 impl Host {
@@ -366,11 +376,21 @@ impl Host {
         c.arg("-t")
             .arg(self.pid.to_string())
             .args(["-m", "-u", "-n", "--"]);
+        if let Some(l) = &self.legacy {
+            c.arg(&l.oldkernel);
+        }
         for a in argv {
             c.arg(a);
         }
         c.env_clear()
-            .env("PATH", HOST_PATH)
+            .env(
+                "PATH",
+                if self.legacy.is_some() {
+                    crate::legacy::HOST_PATH
+                } else {
+                    HOST_PATH
+                },
+            )
             .env("HOME", "/root")
             .env("USER", "root")
             .env("LOGNAME", "root")
@@ -571,6 +591,7 @@ pub struct Lab {
     loops: Mutex<Vec<LoopDev>>,
     disks: Mutex<Vec<Disk>>,
     torn_down: Mutex<bool>,
+    legacy: Option<Legacy>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -601,7 +622,17 @@ impl Lab {
             return Err(LabError::Usage("a lab has 1 to 200 hosts".into()));
         }
         let bin_dir = b.bin_dir.clone().unwrap_or_else(default_bin_dir);
-        let installed = find_binaries(&bin_dir, &b.required)?;
+        // The legacy profile runs the static release builds of the product
+        // (`VZFS_RELEASE_BIN_DIR`, else `target/release` beside `target/debug`).
+        let product_dir = match (b.legacy, std::env::var_os("VZFS_RELEASE_BIN_DIR")) {
+            (false, _) => bin_dir.clone(),
+            (true, Some(d)) if !d.is_empty() => PathBuf::from(d),
+            (true, _) => bin_dir
+                .parent()
+                .map(|p| p.join("release"))
+                .unwrap_or_else(|| bin_dir.clone()),
+        };
+        let installed = find_binaries(&bin_dir, &product_dir, &b.required)?;
 
         let n = LAB_COUNTER.fetch_add(1, Ordering::SeqCst);
         let pid = std::process::id();
@@ -629,7 +660,11 @@ impl Lab {
             loops: Mutex::new(Vec::new()),
             disks: Mutex::new(Vec::new()),
             torn_down: Mutex::new(false),
+            legacy: None,
         };
+        if b.legacy {
+            lab.legacy = Some(Legacy::prepare(&lab.dir)?);
+        }
         lab.build(&b.hosts)?;
         if b.hook {
             for h in &lab.hosts {
@@ -646,7 +681,8 @@ impl Lab {
         }
         let ssh_dir = self.dir.join("ssh");
         fs::create_dir_all(&ssh_dir).map_err(|e| LabError::io("mkdir", &ssh_dir, e))?;
-        keygen(&ssh_dir.join("id_ed25519"), "vzfs-lab-user")?;
+        let kt = self.key_type();
+        self.keygen(&ssh_dir.join(format!("id_{kt}")), "vzfs-lab-user")?;
 
         // Addresses and names first: /etc/hosts and known_hosts need all of them.
         let plan: Vec<(String, Ipv4Addr)> = names
@@ -665,8 +701,8 @@ impl Lab {
             hosts_file.push_str(&format!("{ip}\t{name}\n"));
             let hdir = self.dir.join("hosts").join(name);
             fs::create_dir_all(&hdir).map_err(|e| LabError::io("mkdir", &hdir, e))?;
-            let key = hdir.join("ssh_host_ed25519_key");
-            keygen(&key, &format!("vzfs-lab-host-{name}"))?;
+            let key = hdir.join(format!("ssh_host_{kt}_key"));
+            self.keygen(&key, &format!("vzfs-lab-host-{name}"))?;
             let pubkey = read(&key.with_extension("pub"))?;
             let mut parts = pubkey.split_whitespace();
             let (kt, kb) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
@@ -675,7 +711,7 @@ impl Lab {
         write(&self.dir.join("hosts.txt"), &hosts_file)?;
         write(&ssh_dir.join("known_hosts"), &known)?;
         fs::copy(
-            ssh_dir.join("id_ed25519.pub"),
+            ssh_dir.join(format!("id_{kt}.pub")),
             ssh_dir.join("authorized_keys"),
         )
         .map_err(|e| LabError::io("copy", ssh_dir.join("authorized_keys"), e))?;
@@ -683,7 +719,7 @@ impl Lab {
             &ssh_dir.join("ssh_config"),
             &format!(
                 "# vzfs lab client config (bind-mounted over /etc/ssh/ssh_config in lab hosts)\n\
-                 Host *\n    User root\n    IdentityFile {d}/id_ed25519\n    IdentitiesOnly yes\n    \
+                 Host *\n    User root\n    IdentityFile {d}/id_{kt}\n    IdentitiesOnly yes\n    \
                  UserKnownHostsFile {d}/known_hosts\n    GlobalKnownHostsFile /dev/null\n    \
                  StrictHostKeyChecking yes\n    BatchMode yes\n    ConnectTimeout 10\n    LogLevel ERROR\n",
                 d = ssh_dir.display()
@@ -705,6 +741,42 @@ impl Lab {
             self.start_sshd(h)?;
         }
         Ok(())
+    }
+
+    /// The ssh key type of this lab: ed25519, or RSA for OpenSSH 5.3
+    /// (legacy profile), which has no ed25519.
+    fn key_type(&self) -> &'static str {
+        if self.legacy.is_some() {
+            "rsa"
+        } else {
+            "ed25519"
+        }
+    }
+
+    /// A key pair without passphrase, made by the ssh-keygen of the hosts'
+    /// OpenSSH (5.3's writes the PEM format it reads).
+    fn keygen(&self, path: &Path, comment: &str) -> Result<()> {
+        let (prog, kt): (PathBuf, &[&str]) = match &self.legacy {
+            Some(l) => (l.tool("bin/ssh-keygen"), &["-t", "rsa", "-b", "2048"]),
+            None => (PathBuf::from("ssh-keygen"), &["-t", "ed25519"]),
+        };
+        let mut argv: Vec<&OsStr> = vec![prog.as_os_str(), OsStr::new("-q")];
+        argv.extend(kt.iter().map(OsStr::new));
+        argv.extend([
+            OsStr::new("-N"),
+            OsStr::new(""),
+            OsStr::new("-C"),
+            OsStr::new(comment),
+            OsStr::new("-f"),
+            path.as_os_str(),
+        ]);
+        cmd::machine_ok(&argv)?;
+        Ok(())
+    }
+
+    /// The legacy profile's toolset and wrapper, when this lab has it.
+    pub fn legacy(&self) -> Option<&Legacy> {
+        self.legacy.as_ref()
     }
 
     fn add_netns(&self, name: &str) -> Result<()> {
@@ -814,6 +886,7 @@ impl Lab {
             sshd: Mutex::new(None),
             dir,
             ssh_dir: ssh_dir.to_path_buf(),
+            legacy: self.legacy.clone(),
         };
         match self.init_host(&mut host, ssh_dir, template) {
             Ok(()) => Ok(host),
@@ -874,6 +947,16 @@ impl Lab {
             host.path(format!("/vz/template/cache/{TEMPLATE_NAME}.tar.gz")),
         )
         .map_err(|e| LabError::io("copy template to host", template, e))?;
+        if self.legacy.is_some() {
+            // sshd 5.3's sessions: the CentOS 6 tools first (PermitUserEnvironment).
+            host.write_file(
+                "/root/.ssh/environment",
+                format!(
+                    "PATH={}\nVZFS_CPT_DIR={LAB_CPT_DIR}\n",
+                    crate::legacy::HOST_PATH
+                ),
+            )?;
+        }
         Ok(())
     }
 
@@ -917,16 +1000,31 @@ mkdir -p /dev/pts /dev/shm /dev/disk/by-id /dev/disk/by-uuid /dev/disk/by-label
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 lab-devpts /dev/pts
 ln -s pts/ptmx /dev/ptmx
 mount -t tmpfs -o mode=1777 lab-shm /dev/shm
-"#,
+{legacy}"#,
             name = shq(name),
             hosts = shq(&self.dir.join("hosts.txt").display().to_string()),
             sshcfg = shq(&ssh_dir.join("ssh_config").display().to_string()),
             kernel = LAB_CPT_DIR,
+            legacy = match &self.legacy {
+                None => String::new(),
+                // The toolset at its compiled-in prefix; its ssh reads the
+                // lab's client config there.
+                Some(l) => format!(
+                    "mount -t tmpfs -o mode=0755 lab-opt /opt\nmkdir -p {p}\nmount --bind {t} {p}\n\
+                     mount --bind {sshcfg} {p}/etc/ssh/ssh_config\nmkdir -m 0700 /root/.ssh\n",
+                    p = crate::legacy::PREFIX,
+                    t = shq(&l.toolset.display().to_string()),
+                    sshcfg = shq(&ssh_dir.join("ssh_config").display().to_string()),
+                ),
+            },
         )
     }
 
     fn start_sshd(&self, h: &Host) -> Result<()> {
         let cfg = h.dir.join("sshd_config");
+        if self.legacy.is_some() {
+            return self.start_legacy_sshd(h, &cfg);
+        }
         write(
             &cfg,
             &format!(
@@ -961,6 +1059,36 @@ mount -t tmpfs -o mode=1777 lab-shm /dev/shm
             cmd: cmd::describe(&c),
             source,
         })?;
+        self.wait_sshd(h, child, &cfg)
+    }
+
+    /// OpenSSH 5.3p1's sshd: absolute path (it re-execs itself), `-e` with
+    /// stderr to the log (it has no `-E`), RSA host key.
+    fn start_legacy_sshd(&self, h: &Host, cfg: &Path) -> Result<()> {
+        write(
+            cfg,
+            &crate::legacy::sshd_config(&h.name, h.ip, &h.dir, &h.ssh_dir),
+        )?;
+        let log = h.dir.join("sshd.log");
+        let logf = fs::File::create(&log).map_err(|e| LabError::io("create", &log, e))?;
+        let sshd = format!("{}/sbin/sshd", crate::legacy::PREFIX);
+        let mut c = h.command(&[
+            OsStr::new(&sshd),
+            OsStr::new("-D"),
+            OsStr::new("-e"),
+            OsStr::new("-f"),
+            cfg.as_os_str(),
+        ]);
+        c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(logf);
+        let child = c.spawn().map_err(|source| LabError::Spawn {
+            place: h.place(),
+            cmd: cmd::describe(&c),
+            source,
+        })?;
+        self.wait_sshd(h, child, cfg)
+    }
+
+    fn wait_sshd(&self, h: &Host, child: Child, cfg: &Path) -> Result<()> {
         let spid = child.id();
         *lock(&h.sshd) = Some(child);
         let want = format!("{:08X}:0016", u32::from_le_bytes(h.ip.octets()));
@@ -1100,7 +1228,22 @@ mount -t tmpfs -o mode=1777 lab-shm /dev/shm
             .map_err(|e| LabError::io("truncate image", &image, e))?;
         drop(f);
         let img = image.display().to_string();
-        let mut argv: Vec<String> = match spec.fs {
+        let mut argv: Vec<String> = match (spec.fs, &self.legacy) {
+            // An OpenVZ 6 node's ext4: mke2fs 1.41.12, which cannot set MMP.
+            (Fs::Ext4, Some(l)) => vec![
+                l.tool("sbin/mke2fs").display().to_string(),
+                "-q".into(),
+                "-F".into(),
+                "-t".into(),
+                "ext4".into(),
+            ],
+            (Fs::Ext4Mmp, Some(_)) => {
+                return Err(LabError::Usage(format!(
+                    "disk {}: a legacy lab (e2fsprogs 1.41.12, kernel 2.6.32) has no ext4 MMP; use Fs::Ext4",
+                    spec.name
+                )))
+            }
+            (fs, _) => match fs {
             Fs::Raw => vec![],
             Fs::Ext4 => vec!["mkfs.ext4".into(), "-q".into(), "-F".into()],
             Fs::Ext4Mmp => vec![
@@ -1113,6 +1256,7 @@ mount -t tmpfs -o mode=1777 lab-shm /dev/shm
                 "mmp_update_interval=5".into(),
             ],
             Fs::Xfs => vec!["mkfs.xfs".into(), "-q".into(), "-f".into()],
+            },
         };
         let mut uuid = None;
         if !argv.is_empty() {
@@ -1121,7 +1265,17 @@ mount -t tmpfs -o mode=1777 lab-shm /dev/shm
                 argv.push(l.clone());
             }
             argv.push(img.clone());
-            cmd::machine_ok(&argv)?;
+            match &self.legacy {
+                Some(l) => {
+                    let mut c = Command::new(&argv[0]);
+                    c.args(&argv[1..])
+                        .env("MKE2FS_CONFIG", l.tool("etc/mke2fs.conf"));
+                    cmd::run("machine", c)?.ok()?;
+                }
+                None => {
+                    cmd::machine_ok(&argv)?;
+                }
+            }
             let out = cmd::machine_ok(&["blkid", "-p", "-o", "value", "-s", "UUID", &img])?;
             uuid = Some(out.stdout.trim().to_string()).filter(|s| !s.is_empty());
         }
@@ -1399,23 +1553,11 @@ fn kill_host_processes(h: &Host) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn keygen(path: &Path, comment: &str) -> Result<()> {
-    cmd::machine_ok(&[
-        OsStr::new("ssh-keygen"),
-        OsStr::new("-q"),
-        OsStr::new("-t"),
-        OsStr::new("ed25519"),
-        OsStr::new("-N"),
-        OsStr::new(""),
-        OsStr::new("-C"),
-        OsStr::new(comment),
-        OsStr::new("-f"),
-        path.as_os_str(),
-    ])?;
-    Ok(())
-}
-
-fn find_binaries(bin_dir: &Path, required: &[String]) -> Result<Vec<(String, PathBuf)>> {
+fn find_binaries(
+    bin_dir: &Path,
+    product_dir: &Path,
+    required: &[String],
+) -> Result<Vec<(String, PathBuf)>> {
     let mut v = Vec::new();
     let double = bin_dir.join(VZCTL_DOUBLE);
     if !double.is_file() {
@@ -1439,13 +1581,23 @@ fn find_binaries(bin_dir: &Path, required: &[String]) -> Result<Vec<(String, Pat
         if v.iter().any(|(n, _)| *n == name) {
             continue;
         }
-        let p = bin_dir.join(&name);
+        let dir = if PRODUCT_BINARIES.contains(&name.as_str()) {
+            product_dir
+        } else {
+            bin_dir
+        };
+        let p = dir.join(&name);
         if p.is_file() {
             v.push((name, p));
-        } else if required.contains(&name) {
+        } else if required.contains(&name) || dir != bin_dir {
             return Err(LabError::Usage(format!(
-                "{} is not built (run: cargo build --workspace --bins), or set VZFS_BIN_DIR",
-                p.display()
+                "{} is not built (run: {}), or set VZFS_BIN_DIR",
+                p.display(),
+                if dir != bin_dir {
+                    "make release: the legacy profile runs the release builds"
+                } else {
+                    "cargo build --workspace --bins"
+                }
             )));
         }
     }

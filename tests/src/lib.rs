@@ -42,6 +42,7 @@ pub mod cmd;
 pub mod demo;
 pub mod error;
 pub mod lab;
+pub mod legacy;
 pub mod loopdev;
 pub mod mountinfo;
 pub mod preflight;

@@ -601,7 +601,8 @@ pub fn premount(sys: &dyn Sys, etc: &VzEtc, ct: &CtFs) -> Result<Outcome> {
     match after.as_ref().map(|t| t.top_at(&mp.path)) {
         None => {}
         Some(Some(top)) if top.dev == dev.dev => {}
-        Some(other) => return Err(Error::refused(format!(
+        Some(other) => {
+            return Err(Error::refused(format!(
             "mounted {} but mountinfo shows {} at {}; check `grep {} /proc/self/mountinfo` by hand",
             dev.node.display(),
             other
@@ -609,7 +610,8 @@ pub fn premount(sys: &dyn Sys, etc: &VzEtc, ct: &CtFs) -> Result<Outcome> {
                 .unwrap_or_else(|| "nothing".into()),
             mp.path.display(),
             mp.path.display()
-        ))),
+        )))
+        }
     }
     // A slow mount(2) is the kernel's MMP wait (ext4 waits twice its
     // check interval when the MMP block was left dirty by a dead node).

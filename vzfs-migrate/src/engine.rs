@@ -603,15 +603,28 @@ fn shared_lun_safety(opts: &Options, src: &hostops::DevFacts, fstype: &str) -> R
         src.node.display(),
         src.uuid.as_deref().unwrap_or("?")
     );
+    // What enables MMP here, if anything can: found out on this node (its
+    // kernel and e2fsprogs), never advised where it cannot run.
+    let enable = || {
+        let m = vzfs::platform::MmpSupport::of_this_node();
+        if m.usable() {
+            "Enable it on the unmounted filesystem (`vzctl umount CTID`, then `tune2fs -O mmp DEVICE`), or accept the risk with --accept-no-mmp".to_string()
+        } else {
+            format!(
+                "MMP cannot be used here: {}. What protects the LUN instead: fencing (a cluster with STONITH that powers off a node before another mounts its LUNs, see ocf:vzfs:container) and never mounting it by hand on two nodes; then hand it over with --accept-no-mmp",
+                m.why_not()
+            )
+        }
+    };
     match src.mmp {
         Some(true) => Ok(()),
         Some(false) if !opts.accept_no_mmp => Err(Error::check(
             Kind::DeviceCheck,
             what,
-            "has no multi-mount protection (MMP): on a LUN both nodes see, nothing but MMP stops the other node from mounting it while this one has it, which corrupts it. Enable it on the unmounted filesystem (`vzctl umount CTID`, then `tune2fs -O mmp DEVICE`), or accept the risk with --accept-no-mmp",
+            format!("has no multi-mount protection (MMP): on a LUN both nodes see, nothing but MMP stops the other node from mounting it while this one has it, which corrupts it. {}", enable()),
         )),
         Some(false) => {
-            say(&format!("warning: {what} has no multi-mount protection (MMP); handing it over anyway (--accept-no-mmp): nothing but this migration's checks stops the other node from mounting it at the same time (`tune2fs -O mmp` on the unmounted filesystem enables it)"));
+            say(&format!("warning: {what} has no multi-mount protection (MMP); handing it over anyway (--accept-no-mmp): nothing but this migration's checks and fencing stop the other node from mounting it at the same time"));
             Ok(())
         }
         None => {

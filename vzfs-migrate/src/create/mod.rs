@@ -374,6 +374,19 @@ fn device_part(opts: &Options, job: &mut Job, ctid: u32) -> Result<()> {
         Some(t) => Some(t.name().to_string()),
         None => d.fstype.clone(),
     };
+    if opts.mmp {
+        let m = vzfs::platform::MmpSupport::of_this_node();
+        if !m.usable() {
+            return Err(Error::check(
+                Kind::DeviceCheck,
+                format!("--mmp on {spec}"),
+                format!(
+                    "refused: {}; nothing was changed. Without MMP, fencing protects a LUN several nodes see (a cluster with STONITH, see ocf:vzfs:container): create the container without --mmp",
+                    m.why_not()
+                ),
+            ));
+        }
+    }
     if opts.mkfs.is_some() {
         match vzfs::device::DeviceSpec::parse(&spec) {
             Ok(vzfs::device::DeviceSpec::Uuid(u)) => job.mkfs_uuid = Some(u),

@@ -396,12 +396,35 @@ impl crate::runner::Plan for Ctx {
             Step::Mkfs => {
                 self.check_fits()?;
                 let node = p(&j.device_node);
+                // Never a feature this node's kernel cannot mount: mkfs's
+                // defaults follow its own version, not the kernel's.
+                let kernel = vzfs::platform::Kernel::running();
                 let mut argv: Vec<String> = match j.fstype.as_deref() {
-                    Some("xfs") => vec!["mkfs.xfs".into(), "-q".into(), "-f".into()],
+                    Some("xfs") => {
+                        let mut v = vec!["mkfs.xfs".into(), "-q".into(), "-f".into()];
+                        let xfsprogs =
+                            vzfs::platform::tool_output(&["mkfs.xfs", "-V"]).and_then(|t| {
+                                t.split_whitespace().find_map(vzfs::platform::parse_version)
+                            });
+                        if !kernel.has(vzfs::platform::XFS_V5_KERNEL)
+                            && xfsprogs >= Some(vzfs::platform::Version(3, 2, 0))
+                        {
+                            v.extend(["-m".into(), "crc=0".into()]);
+                        }
+                        v
+                    }
                     _ => {
                         let mut v = vec!["mkfs.ext4".into(), "-q".into(), "-F".into()];
-                        if j.mmp {
-                            v.extend(["-O".into(), "mmp".into()]);
+                        let mut features = if j.mmp {
+                            vec!["mmp".to_string()]
+                        } else {
+                            Vec::new()
+                        };
+                        if let Some(e2fs) = vzfs::platform::e2fsprogs_version() {
+                            features.extend(vzfs::platform::mkfs_ext4_exclusions(&kernel, e2fs));
+                        }
+                        if !features.is_empty() {
+                            v.extend(["-O".into(), features.join(",")]);
                         }
                         v
                     }
