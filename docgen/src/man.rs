@@ -185,7 +185,10 @@ pub fn page(bin: &str, cmd: clap::Command, date: &str) -> String {
     // Built once so that subcommands show their own options only (global
     // options are listed once, in OPTIONS).
     let unbuilt = cmd.clone();
+    // man-pages(7): the title in capitals (clap_mangen's default is the
+    // command's name as written), like vzfs(7)'s VZFS.
     let man = Man::new(cmd)
+        .title(bin.to_uppercase())
         .section("8")
         .date(date)
         .source(format!("vzfs {version}"))
@@ -270,7 +273,7 @@ mod tests {
             "2026-01-01",
         );
         for s in [
-            ".TH vzfs-hook 8",
+            ".TH VZFS-HOOK 8 ",
             ".SH SUBCOMMANDS",
             "vzfs\\-hook install",
             "\\-\\-chain",

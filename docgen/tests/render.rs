@@ -76,6 +76,38 @@ fn man_pages_render_without_warnings() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
+/// man-pages(7): every page's title (the first argument of its one `.TH`)
+/// is the name in capitals, then the section.
+#[test]
+fn man_page_titles_are_capitals() {
+    let (d, files) = generated("title");
+    let mut seen = BTreeSet::new();
+    for p in files.iter().filter(|f| f.starts_with(d.join("man"))) {
+        let text = std::fs::read_to_string(p).unwrap();
+        let name = p.file_stem().unwrap().to_str().unwrap();
+        let section = p.extension().unwrap().to_str().unwrap();
+        let th: Vec<&str> = text.lines().filter(|l| l.starts_with(".TH ")).collect();
+        let want = format!(".TH {} {section} ", name.to_uppercase());
+        assert!(
+            th.len() == 1 && th[0].starts_with(&want),
+            "{}: .TH lines {th:?}, want one starting with {want:?}",
+            p.display()
+        );
+        seen.insert(format!("{name}({section})"));
+    }
+    let want: BTreeSet<String> = [
+        "vzfs(7)",
+        "vzfs-hook(8)",
+        "vzfs-migrate(8)",
+        "vzfs-create(8)",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(seen, want);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
 #[test]
 fn completions_parse_in_their_shells() {
     let (d, files) = generated("compl");

@@ -3,9 +3,10 @@
 //! nodes, a fifo, symlinks and odd owners and modes, arriving identical to
 //! what plain `vzctl create` makes (config too, but for the VE_DEVICE*
 //! lines); `--mkfs` with and without `--force`, `--mmp`; convert both ways,
-//! stopped and running (`--restart`), with xattrs and an ACL; every
-//! failpoint before the commit undone, after it finished by `--recover`, a
-//! kill -9 and `--recover`; every refusal changing nothing.
+//! stopped and running (`--restart`), with xattrs and an ACL; access and
+//! default ACLs onto xfs (which lists its own `trusted.SGI_ACL_*` names)
+//! and back; every failpoint before the commit undone, after it finished by
+//! `--recover`, a kill -9 and `--recover`; every refusal changing nothing.
 
 mod common;
 
@@ -648,6 +649,119 @@ fn convert_stopped_both_ways() {
 #[test]
 fn convert_running_both_ways_with_restart() {
     convert_round_trip("convert_running_both_ways_with_restart", true);
+}
+
+/// `getfacl` of the ACL-carrying files of CT 101's area `dir` (numeric,
+/// relative paths, in a fixed order), as the ACL tools read them.
+fn getfacl(a: &Host, dir: &str) -> String {
+    a.sh_ok(&format!(
+        "cd {dir} && getfacl -n -p data/acl.txt data/acldir data/acldir/f data/acldir/sub"
+    ))
+    .unwrap()
+    .stdout
+}
+
+/// The names of the entry `rel`'s extended attributes in `m`.
+fn xattr_names(m: &vzfs::manifest::Manifest, rel: &str) -> BTreeSet<String> {
+    m.entries[Path::new(rel)]
+        .xattrs
+        .keys()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect()
+}
+
+/// A shared container whose files carry access and default ACLs (set with
+/// setfacl: the vzctl double extracts templates without them) converted
+/// onto a new xfs and back: xfs lists its on-disk form of the ACLs
+/// (`trusted.SGI_ACL_FILE`, `trusted.SGI_ACL_DEFAULT`) next to the
+/// `system.posix_acl_*` names, and neither verify counts that as a
+/// difference; the ACLs arrive whole both ways, and the copy back carries
+/// no `trusted.SGI_ACL_*` bytes as plain attributes.
+#[test]
+fn acls_convert_onto_xfs_and_back() {
+    let Some(lab) = lab("acls_convert_onto_xfs_and_back") else {
+        return;
+    };
+    let a = lab.host("a");
+    let x = lab
+        .add_disk(DiskSpec::new("x", &["a"], Fs::Raw).size_mib(320))
+        .unwrap();
+    let dv = dev(a, &x);
+    common::create_shared(a);
+    a.sh_ok(
+        "set -e; cd /vz/private/101
+         echo acl > data/acl.txt; setfacl -m u:1234:rw,g:99:r data/acl.txt
+         mkdir data/acldir; setfacl -m u:1234:rx data/acldir
+         setfacl -d -m u:1234:rwx,g:99:rx,o::- data/acldir
+         echo inherited > data/acldir/f; mkdir data/acldir/sub",
+    )
+    .unwrap();
+    let m0 = manifest(a, "/vz/private/101");
+    let acls0 = getfacl(a, "/vz/private/101");
+    let access = "system.posix_acl_access";
+    let default = "system.posix_acl_default";
+    for (rel, want) in [
+        ("data/acl.txt", &[access][..]),
+        ("data/acldir", &[access, default][..]),
+        ("data/acldir/f", &[access][..]),
+        ("data/acldir/sub", &[access, default][..]),
+    ] {
+        let names = xattr_names(&m0, rel);
+        for w in want {
+            assert!(names.contains(*w), "{rel}: no {w} in {names:?}");
+        }
+    }
+    assert!(acls0.contains("user:1234:rw-"), "{acls0}");
+    assert!(acls0.contains("default:user:1234:rwx"), "{acls0}");
+
+    // shared -> insulated, on a new xfs
+    let o = create(a, &["--convert", CT, "--device", &dv, "--mkfs", "xfs"]);
+    assert!(o.success(), "convert onto xfs: {}", o.all());
+    assert_eq!(status(a, CT), "CTID 101 exist unmounted down");
+    a.vzctl(&["mount", CT]).unwrap().ok().unwrap();
+    let m = a.mount_at("/vz/private/101").unwrap().expect("mounted");
+    assert_eq!(m.fstype, "xfs");
+    let on_xfs = manifest(a, "/vz/private/101");
+    // what the verify met: xfs's own names next to the ACLs
+    assert!(
+        xattr_names(&on_xfs, "data/acl.txt").contains("trusted.SGI_ACL_FILE"),
+        "{:?}",
+        xattr_names(&on_xfs, "data/acl.txt")
+    );
+    assert!(
+        xattr_names(&on_xfs, "data/acldir").contains("trusted.SGI_ACL_DEFAULT"),
+        "{:?}",
+        xattr_names(&on_xfs, "data/acldir")
+    );
+    assert_same("on xfs", &m0, &on_xfs);
+    assert_eq!(getfacl(a, "/vz/private/101"), acls0, "ACLs on xfs");
+    a.vzctl(&["umount", CT]).unwrap().ok().unwrap();
+
+    // and back: insulated xfs -> shared
+    let o = create(a, &["--convert", "--to-shared", CT]);
+    assert!(o.success(), "convert back from xfs: {}", o.all());
+    assert_eq!(status(a, CT), "CTID 101 exist unmounted down");
+    assert!(
+        a.disk_mounts(&x).unwrap().is_empty(),
+        "device still mounted"
+    );
+    let back = manifest(a, "/vz/private/101");
+    assert_same("back to shared", &m0, &back);
+    assert_eq!(getfacl(a, "/vz/private/101"), acls0, "ACLs back on shared");
+    for (p, e) in &back.entries {
+        let internal: Vec<_> = e
+            .xattrs
+            .keys()
+            .filter(|k| vzfs::manifest::is_fs_internal_xattr(k))
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect();
+        assert!(
+            internal.is_empty(),
+            "{}: xfs's {internal:?} copied as plain attributes",
+            p.display()
+        );
+    }
+    lab.teardown().unwrap();
 }
 
 #[test]

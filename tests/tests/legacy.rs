@@ -10,7 +10,9 @@
 
 mod common;
 
-use common::{create_insulated, create_shared, expected_status, migrate, set_state, status, tree_sum, CT};
+use common::{
+    create_insulated, create_shared, expected_status, migrate, set_state, status, tree_sum, CT,
+};
 use vzfs_lab::{Disk, Fs, Host, Lab};
 
 fn legacy_lab(name: &str) -> Option<Lab> {
@@ -38,12 +40,31 @@ fn legacy_nodes_are_openvz6_nodes() {
     assert!(o.stdout.contains("version 3.0.6"), "{}", o.stdout);
     assert!(o.stdout.contains("mke2fs 1.41.12"), "{}", o.stdout);
     // sshd 5.3 serves, its sessions run the legacy tools under the 2.6.32 personality
-    let o = a.ssh(b, &["sh", "-c", "uname -r; rsync --version | head -n 1; grep Seccomp: /proc/self/status"]).unwrap();
+    let o = a
+        .ssh(
+            b,
+            &[
+                "sh",
+                "-c",
+                "uname -r; rsync --version | head -n 1; grep Seccomp: /proc/self/status",
+            ],
+        )
+        .unwrap();
     assert!(o.success(), "{}", o.all());
-    assert!(o.stdout.starts_with("2.6.") && o.stdout.contains("3.0.6") && o.stdout.contains("Seccomp:\t2"), "{}", o.all());
+    assert!(
+        o.stdout.starts_with("2.6.")
+            && o.stdout.contains("3.0.6")
+            && o.stdout.contains("Seccomp:\t2"),
+        "{}",
+        o.all()
+    );
     // ssh -o ControlPersist is refused there: what vzfs-migrate must not pass
     let o = a.sh("ssh -o ControlPersist=30 b true").unwrap();
-    assert!(!o.success() && o.all().contains("ControlPersist"), "{}", o.all());
+    assert!(
+        !o.success() && o.all().contains("ControlPersist"),
+        "{}",
+        o.all()
+    );
     // the shipped programs are the static release builds and start there
     for p in ["vzfs-hook", "vzfs-migrate", "vzfs-create"] {
         let o = a.run(&[p, "--version"]).unwrap();
@@ -129,7 +150,10 @@ fn scenario(kind: &str, state: &str) {
     let masters = a.sh("ps -eo args | grep -c '^ssh -M' || true").unwrap();
     assert_eq!(masters.stdout.trim(), "0", "an ssh master was left on a");
     if let Some(l) = &lun {
-        assert!(a.disk_mounts(l).unwrap().is_empty(), "LUN still mounted on a");
+        assert!(
+            a.disk_mounts(l).unwrap().is_empty(),
+            "LUN still mounted on a"
+        );
     }
     b.vzctl(&["stop", CT]).unwrap();
     lab.teardown().unwrap();
@@ -170,17 +194,31 @@ fn legacy_online_d2_through_dump_device() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     let o = migrate(
         a,
-        &["-v", "--online", "--accept-no-mmp", "--dump-device", &spec, "b", CT],
+        &[
+            "-v",
+            "--online",
+            "--accept-no-mmp",
+            "--dump-device",
+            &spec,
+            "b",
+            CT,
+        ],
     );
     assert!(o.success(), "{}", o.all());
     assert!(o.stderr.contains(" dumpdev-mount-src: "), "{}", o.stderr);
     assert!(!o.stderr.contains("exec rsync"), "{}", o.stderr);
     assert_eq!(status(b), expected_status("running"));
-    let log = b.read_file("/vz/root/101/var/log/lab-workload.log").unwrap();
+    let log = b
+        .read_file("/vz/root/101/var/log/lab-workload.log")
+        .unwrap();
     let s = vzfs_lab::workload::check_log(&log).unwrap();
     assert_eq!((s.starts, s.restores), (1, 1), "not a restore: {s:?}");
     for h in [a, b] {
-        assert!(h.disk_mounts(&dump).unwrap().is_empty(), "dump device on {}", h.name());
+        assert!(
+            h.disk_mounts(&dump).unwrap().is_empty(),
+            "dump device on {}",
+            h.name()
+        );
     }
     assert!(a.disk_mounts(&lun).unwrap().is_empty());
     b.vzctl(&["stop", CT]).unwrap().ok().unwrap();
@@ -196,26 +234,63 @@ fn legacy_create_and_convert() {
         return;
     };
     let a = lab.host("a");
-    let d = lab.add_disk(vzfs_lab::DiskSpec::new("ct", &["a"], Fs::Raw)).unwrap();
+    let d = lab
+        .add_disk(vzfs_lab::DiskSpec::new("ct", &["a"], Fs::Raw))
+        .unwrap();
     let dev = d.device("a").display().to_string();
     let before = a.sh_ok(&format!("md5sum {dev}")).unwrap().stdout;
     let o = a
-        .run(&["vzfs-create", "102", "--device", &dev, "--mkfs", "ext4", "--mmp", "--ostemplate", "lab-minimal"])
+        .run(&[
+            "vzfs-create",
+            "102",
+            "--device",
+            &dev,
+            "--mkfs",
+            "ext4",
+            "--mmp",
+            "--ostemplate",
+            "lab-minimal",
+        ])
         .unwrap();
     assert_eq!(o.exit_code(), Some(4), "{}", o.all());
-    assert!(o.stderr.contains("kernel 2.6.") && o.stderr.contains("1.41.12"), "{}", o.all());
-    assert_eq!(a.sh_ok(&format!("md5sum {dev}")).unwrap().stdout, before, "--mmp refusal wrote the device");
+    assert!(
+        o.stderr.contains("kernel 2.6.") && o.stderr.contains("1.41.12"),
+        "{}",
+        o.all()
+    );
+    assert_eq!(
+        a.sh_ok(&format!("md5sum {dev}")).unwrap().stdout,
+        before,
+        "--mmp refusal wrote the device"
+    );
     assert!(!a.path("/etc/vz/conf/102.conf").exists());
 
     let o = a
-        .run(&["vzfs-create", "102", "--device", &dev, "--mkfs", "ext4", "--ostemplate", "lab-minimal"])
+        .run(&[
+            "vzfs-create",
+            "102",
+            "--device",
+            &dev,
+            "--mkfs",
+            "ext4",
+            "--ostemplate",
+            "lab-minimal",
+        ])
         .unwrap();
     assert!(o.success(), "{}", o.all());
     let conf = a.read_file("/etc/vz/conf/102.conf").unwrap();
     assert!(conf.contains("VE_DEVICE="), "{conf}");
     // made by this node's mke2fs: nothing the 2.6.32 kernel cannot mount
-    let f = a.sh_ok(&format!("dumpe2fs -h {dev} 2>/dev/null | grep -i 'features:'")).unwrap().stdout;
-    assert!(!f.contains("metadata_csum") && !f.contains("64bit") && !f.contains("mmp"), "{f}");
+    let f = a
+        .sh_ok(&format!(
+            "dumpe2fs -h {dev} 2>/dev/null | grep -i 'features:'"
+        ))
+        .unwrap()
+        .stdout;
+    assert!(
+        !f.contains("metadata_csum") && !f.contains("64bit") && !f.contains("mmp"),
+        "{f}"
+    );
     a.vzctl(&["start", "102"]).unwrap().ok().unwrap();
     assert_eq!(
         a.vzctl(&["status", "102"]).unwrap().stdout.trim(),
@@ -223,15 +298,32 @@ fn legacy_create_and_convert() {
     );
     a.vzctl(&["stop", "102"]).unwrap().ok().unwrap();
     let sum = tree_sum_of(a, "102");
-    let o = a.run(&["vzfs-create", "102", "--convert", "--to-shared"]).unwrap();
-    assert!(o.success(), "{}", o.all());
-    assert!(!a.read_file("/etc/vz/conf/102.conf").unwrap().contains("VE_DEVICE="));
-    assert_eq!(tree_sum_of(a, "102"), sum, "to shared: the files differ");
     let o = a
-        .run(&["vzfs-create", "102", "--convert", "--device", &dev, "--mkfs", "ext4", "--force"])
+        .run(&["vzfs-create", "102", "--convert", "--to-shared"])
         .unwrap();
     assert!(o.success(), "{}", o.all());
-    assert!(a.read_file("/etc/vz/conf/102.conf").unwrap().contains("VE_DEVICE="));
+    assert!(!a
+        .read_file("/etc/vz/conf/102.conf")
+        .unwrap()
+        .contains("VE_DEVICE="));
+    assert_eq!(tree_sum_of(a, "102"), sum, "to shared: the files differ");
+    let o = a
+        .run(&[
+            "vzfs-create",
+            "102",
+            "--convert",
+            "--device",
+            &dev,
+            "--mkfs",
+            "ext4",
+            "--force",
+        ])
+        .unwrap();
+    assert!(o.success(), "{}", o.all());
+    assert!(a
+        .read_file("/etc/vz/conf/102.conf")
+        .unwrap()
+        .contains("VE_DEVICE="));
     a.vzctl(&["mount", "102"]).unwrap().ok().unwrap();
     assert_eq!(tree_sum_of(a, "102"), sum, "to insulated: the files differ");
     a.vzctl(&["umount", "102"]).unwrap().ok().unwrap();
@@ -262,7 +354,14 @@ fn legacy_ocf_agent_and_kernel_features() {
             .env("OCF_RESKEY_config", &shared)
             .env("OCF_RESKEY_CRM_meta_interval", "10000");
         let o = c.output().unwrap();
-        (o.status.code(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+        (
+            o.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        )
     };
     assert_eq!(agent("monitor").0, Some(7), "not running yet");
     let (code, out) = agent("start");
@@ -276,7 +375,9 @@ fn legacy_ocf_agent_and_kernel_features() {
 
     // ext4 made by a current mke2fs (metadata_csum, 64bit, ...): the hook
     // names the feature and the kernel release, nothing is mounted
-    let x = lab.add_disk(vzfs_lab::DiskSpec::new("new", &["a"], Fs::Raw)).unwrap();
+    let x = lab
+        .add_disk(vzfs_lab::DiskSpec::new("new", &["a"], Fs::Raw))
+        .unwrap();
     let dev = x.device("a").display().to_string();
     assert!(std::process::Command::new("mkfs.ext4")
         .args(["-q", "-F", "-O", "metadata_csum,64bit"])
@@ -290,7 +391,11 @@ fn legacy_ocf_agent_and_kernel_features() {
     .unwrap();
     let o = a.run(&["vzfs-hook", "premount", "103"]).unwrap();
     assert!(!o.success(), "{}", o.all());
-    assert!(o.stderr.contains("metadata_csum") && o.stderr.contains("kernel 2.6."), "{}", o.all());
+    assert!(
+        o.stderr.contains("metadata_csum") && o.stderr.contains("kernel 2.6."),
+        "{}",
+        o.all()
+    );
     assert!(a.mount_at("/vz/private/103").unwrap().is_none());
     lab.teardown().unwrap();
 }

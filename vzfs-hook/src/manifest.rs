@@ -6,6 +6,19 @@
 //! symlinks), every extended attribute (ACLs are the `system.posix_acl_*`
 //! ones) and the hard-link groups (paths sharing one inode).
 //!
+//! [`Manifest::diff`] compares ACLs as ACLs: a `system.posix_acl_access` or
+//! `system.posix_acl_default` value is decoded into its entries (a
+//! difference is shown as `u::rw-,u:1234:r--,...`). It never counts a
+//! filesystem's internal representation of an ACL as a difference: xfs
+//! lists, to a privileged caller, its on-disk form of the same ACLs as
+//! `trusted.SGI_ACL_FILE` and `trusted.SGI_ACL_DEFAULT` next to the
+//! `system.posix_acl_*` names ([`FS_INTERNAL_XATTRS`]), and ext4 or tmpfs
+//! do not; those two names are left out of the comparison (the manifest
+//! still records them, and `==` on a [`Manifest`] compares the raw
+//! records), whichever way the copy goes. Every other attribute,
+//! `trusted.*` included, is compared (ACLs by their entries, the rest byte
+//! for byte).
+//!
 //! The walk never follows symlinks and never leaves the filesystem of the
 //! top directory (a mount below it is an error naming it). Names listed in
 //! `skip_top` (e.g. `lost+found` of a fresh filesystem) are left out at the
@@ -20,6 +33,136 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+
+/// Extended attributes that are a filesystem's own form of an ACL, not
+/// attributes of their own: xfs lists its on-disk ACLs under these names (to
+/// a caller with CAP_SYS_ADMIN) next to `system.posix_acl_access` and
+/// `system.posix_acl_default`, which hold the same ACLs in the kernel's
+/// portable format. A copy from ext4 onto xfs gains them, one from xfs onto
+/// ext4 loses them (or, copied as plain `trusted.*` attributes, carries
+/// stale bytes that mean nothing there): [`Manifest::diff`] ignores them and
+/// compares the ACL itself through the `system.posix_acl_*` values.
+pub const FS_INTERNAL_XATTRS: &[&str] = &["trusted.SGI_ACL_FILE", "trusted.SGI_ACL_DEFAULT"];
+
+/// The attribute names that hold a POSIX ACL in the kernel's xattr format.
+const ACL_XATTRS: &[&str] = &["system.posix_acl_access", "system.posix_acl_default"];
+
+/// A filesystem's internal form of an ACL ([`FS_INTERNAL_XATTRS`]).
+pub fn is_fs_internal_xattr(name: &[u8]) -> bool {
+    FS_INTERNAL_XATTRS.iter().any(|n| n.as_bytes() == name)
+}
+
+/// One entry of a POSIX ACL: tag, permission bits, id (users and groups
+/// only; the other tags carry none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct AclEntry {
+    tag: u16,
+    perm: u16,
+    id: Option<u32>,
+}
+
+const ACL_USER_OBJ: u16 = 0x01;
+const ACL_USER: u16 = 0x02;
+const ACL_GROUP_OBJ: u16 = 0x04;
+const ACL_GROUP: u16 = 0x08;
+const ACL_MASK: u16 = 0x10;
+const ACL_OTHER: u16 = 0x20;
+
+/// The entries of an ACL in the kernel's xattr format (`posix_acl_xattr`:
+/// a little-endian u32 version 2, then tag u16, perm u16, id u32 per
+/// entry), sorted; None if the bytes are not such an ACL.
+fn parse_acl(v: &[u8]) -> Option<Vec<AclEntry>> {
+    if v.len() < 4 || u32::from_le_bytes(v[..4].try_into().ok()?) != 2 {
+        return None;
+    }
+    let entries = v[4..].chunks_exact(8);
+    if !entries.remainder().is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for e in entries {
+        let tag = u16::from_le_bytes([e[0], e[1]]);
+        let perm = u16::from_le_bytes([e[2], e[3]]);
+        let id = u32::from_le_bytes([e[4], e[5], e[6], e[7]]);
+        let id = match tag {
+            ACL_USER | ACL_GROUP => Some(id),
+            ACL_USER_OBJ | ACL_GROUP_OBJ | ACL_MASK | ACL_OTHER => None,
+            _ => return None,
+        };
+        out.push(AclEntry { tag, perm, id });
+    }
+    out.sort();
+    Some(out)
+}
+
+/// An ACL in getfacl's short form: `u::rw-,u:1234:r--,g::r--,m::r--,o::---`.
+fn acl_text(acl: &[AclEntry]) -> String {
+    acl.iter()
+        .map(|e| {
+            let t = match e.tag {
+                ACL_USER_OBJ | ACL_USER => "u",
+                ACL_GROUP_OBJ | ACL_GROUP => "g",
+                ACL_MASK => "m",
+                _ => "o",
+            };
+            let id = e.id.map(|i| i.to_string()).unwrap_or_default();
+            let p = |bit: u16, c: char| if e.perm & bit != 0 { c } else { '-' };
+            format!("{t}:{id}:{}{}{}", p(4, 'r'), p(2, 'w'), p(1, 'x'))
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// An attribute's value as compared: an ACL by its entries, anything else
+/// by its bytes.
+#[derive(Debug, PartialEq, Eq)]
+enum Compared<'a> {
+    Acl(Vec<AclEntry>),
+    Bytes(&'a [u8]),
+}
+
+impl Compared<'_> {
+    fn show(&self) -> String {
+        match self {
+            Compared::Acl(a) => acl_text(a),
+            Compared::Bytes(b) => format!("{} bytes", b.len()),
+        }
+    }
+}
+
+/// The attributes of an entry as [`Manifest::diff`] compares them: without
+/// [`FS_INTERNAL_XATTRS`], ACLs decoded.
+fn compared_xattrs(x: &BTreeMap<Vec<u8>, Vec<u8>>) -> BTreeMap<&[u8], Compared<'_>> {
+    x.iter()
+        .filter(|(k, _)| !is_fs_internal_xattr(k))
+        .map(|(k, v)| {
+            let acl = ACL_XATTRS
+                .iter()
+                .any(|n| n.as_bytes() == k.as_slice())
+                .then(|| parse_acl(v))
+                .flatten();
+            (
+                k.as_slice(),
+                match acl {
+                    Some(a) => Compared::Acl(a),
+                    None => Compared::Bytes(v.as_slice()),
+                },
+            )
+        })
+        .collect()
+}
+
+/// `a` and `b` are the same as far as a copy is concerned (every field;
+/// the attributes as [`compared_xattrs`] sees them).
+fn same_entry(a: &Entry, b: &Entry) -> bool {
+    a.kind == b.kind
+        && a.mode == b.mode
+        && (a.uid, a.gid) == (b.uid, b.gid)
+        && a.size == b.size
+        && a.content == b.content
+        && a.mtime == b.mtime
+        && compared_xattrs(&a.xattrs) == compared_xattrs(&b.xattrs)
+}
 
 /// One entry of the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,13 +209,15 @@ impl Manifest {
     }
 
     /// The differences between `self` (the original) and `copy`, in words,
-    /// at most `limit` of them (then "... and N more").
+    /// at most `limit` of them (then "... and N more"). ACLs are compared
+    /// by their entries and [`FS_INTERNAL_XATTRS`] not at all (see the
+    /// module doc).
     pub fn diff(&self, copy: &Manifest, limit: usize) -> Vec<String> {
         let mut out = Vec::new();
         for (p, a) in &self.entries {
             match copy.entries.get(p) {
                 None => out.push(format!("{} is missing", p.display())),
-                Some(b) if a != b => {
+                Some(b) if !same_entry(a, b) => {
                     out.push(format!("{} differs: {}", p.display(), describe_diff(a, b)))
                 }
                 Some(_) => {}
@@ -123,18 +268,21 @@ fn describe_diff(a: &Entry, b: &Entry) -> String {
         };
         d.push(format!("mtime {} -> {}", t(a.mtime), t(b.mtime)));
     }
-    if a.xattrs != b.xattrs {
-        let names = |m: &BTreeMap<Vec<u8>, Vec<u8>>| {
-            m.keys()
-                .map(|k| String::from_utf8_lossy(k).into_owned())
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        d.push(format!(
-            "xattrs [{}] -> [{}]",
-            names(&a.xattrs),
-            names(&b.xattrs)
-        ));
+    let (xa, xb) = (compared_xattrs(&a.xattrs), compared_xattrs(&b.xattrs));
+    if xa != xb {
+        let name = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
+        for (k, va) in &xa {
+            match xb.get(k) {
+                None => d.push(format!("xattr {} missing", name(k))),
+                Some(vb) if va != vb => {
+                    d.push(format!("xattr {} {} -> {}", name(k), va.show(), vb.show()))
+                }
+                Some(_) => {}
+            }
+        }
+        for k in xb.keys().filter(|k| !xa.contains_key(*k)) {
+            d.push(format!("xattr {} extra", name(k)));
+        }
     }
     d.join(", ")
 }
@@ -435,5 +583,151 @@ mod tests {
             .starts_with("... and"));
         std::fs::remove_dir_all(&x).unwrap();
         std::fs::remove_dir_all(&y).unwrap();
+    }
+
+    /// An ACL in the kernel's xattr format: (tag, perm, id) entries.
+    fn acl(entries: &[(u16, u16, u32)]) -> Vec<u8> {
+        let mut v = 2u32.to_le_bytes().to_vec();
+        for (tag, perm, id) in entries {
+            v.extend(tag.to_le_bytes());
+            v.extend(perm.to_le_bytes());
+            v.extend(id.to_le_bytes());
+        }
+        v
+    }
+
+    const U: u32 = u32::MAX;
+
+    fn one(xattrs: &[(&str, Vec<u8>)]) -> Manifest {
+        let mut m = Manifest::default();
+        m.entries.insert(
+            PathBuf::from("data/acl.txt"),
+            Entry {
+                kind: 'f',
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                size: 5,
+                content: "c".into(),
+                mtime: Some((1, 2)),
+                xattrs: xattrs
+                    .iter()
+                    .map(|(k, v)| (k.as_bytes().to_vec(), v.clone()))
+                    .collect(),
+            },
+        );
+        m
+    }
+
+    #[test]
+    fn xfs_acl_names_alone_are_no_difference_but_a_real_acl_difference_is() {
+        let access = acl(&[
+            (0x01, 6, U),
+            (0x02, 4, 1234),
+            (0x04, 4, U),
+            (0x10, 4, U),
+            (0x20, 4, U),
+        ]);
+        let default = acl(&[
+            (0x01, 7, U),
+            (0x04, 5, U),
+            (0x08, 5, 99),
+            (0x10, 5, U),
+            (0x20, 0, U),
+        ]);
+        let ext4 = one(&[
+            ("system.posix_acl_access", access.clone()),
+            ("system.posix_acl_default", default.clone()),
+        ]);
+        // what xfs lists as root: the same ACLs and their on-disk form
+        let xfs = one(&[
+            ("system.posix_acl_access", access.clone()),
+            ("system.posix_acl_default", default.clone()),
+            ("trusted.SGI_ACL_FILE", b"\0\0\0\x05on-disk".to_vec()),
+            ("trusted.SGI_ACL_DEFAULT", b"\0\0\0\x05on-disk too".to_vec()),
+        ]);
+        assert_eq!(ext4.diff(&xfs, 10), Vec::<String>::new());
+        assert_eq!(xfs.diff(&ext4, 10), Vec::<String>::new());
+        // the same ACL with its entries in another order is the same ACL
+        let mut reordered = access[..4].to_vec();
+        for e in access[4..].chunks(8).rev() {
+            reordered.extend_from_slice(e);
+        }
+        let r = one(&[
+            ("system.posix_acl_access", reordered),
+            ("system.posix_acl_default", default.clone()),
+        ]);
+        assert_eq!(ext4.diff(&r, 10), Vec::<String>::new());
+
+        // a real difference: uid 1234 may write in the copy
+        let other = acl(&[
+            (0x01, 6, U),
+            (0x02, 6, 1234),
+            (0x04, 4, U),
+            (0x10, 6, U),
+            (0x20, 4, U),
+        ]);
+        let changed = one(&[
+            ("system.posix_acl_access", other.clone()),
+            ("system.posix_acl_default", default.clone()),
+            ("trusted.SGI_ACL_FILE", b"whatever".to_vec()),
+        ]);
+        let d = ext4.diff(&changed, 10);
+        assert_eq!(
+            d,
+            vec!["data/acl.txt differs: xattr system.posix_acl_access \
+                  u::rw-,u:1234:r--,g::r--,m::r--,o::r-- -> \
+                  u::rw-,u:1234:rw-,g::r--,m::rw-,o::r--"
+                .to_string()],
+        );
+        // another user in the entries, same permissions
+        let other_user = one(&[
+            (
+                "system.posix_acl_access",
+                acl(&[
+                    (0x01, 6, U),
+                    (0x02, 4, 4321),
+                    (0x04, 4, U),
+                    (0x10, 4, U),
+                    (0x20, 4, U),
+                ]),
+            ),
+            ("system.posix_acl_default", default.clone()),
+        ]);
+        let d = xfs.diff(&other_user, 10).join("\n");
+        assert!(
+            d.contains("u:1234:r--,") && d.contains("-> u::rw-,u:4321:r--,"),
+            "{d}"
+        );
+        // a default ACL lost, one gained
+        let d = ext4
+            .diff(&one(&[("system.posix_acl_access", access.clone())]), 10)
+            .join("\n");
+        assert!(d.contains("xattr system.posix_acl_default missing"), "{d}");
+        let d = one(&[("system.posix_acl_access", access.clone())])
+            .diff(&xfs, 10)
+            .join("\n");
+        assert!(d.contains("xattr system.posix_acl_default extra"), "{d}");
+        assert!(!d.contains("SGI"), "{d}");
+        // only those two names are ignored: any other trusted.* counts
+        let d = ext4
+            .diff(
+                &one(&[
+                    ("system.posix_acl_access", access.clone()),
+                    ("system.posix_acl_default", default.clone()),
+                    ("trusted.SGI_ACL_OTHER", b"x".to_vec()),
+                ]),
+                10,
+            )
+            .join("\n");
+        assert!(d.contains("xattr trusted.SGI_ACL_OTHER extra"), "{d}");
+        // an undecodable ACL value is compared by its bytes
+        let bad = one(&[
+            ("system.posix_acl_access", b"junk".to_vec()),
+            ("system.posix_acl_default", default.clone()),
+        ]);
+        let d = ext4.diff(&bad, 10).join("\n");
+        assert!(d.contains("xattr system.posix_acl_access u::rw-"), "{d}");
+        assert!(d.ends_with("-> 4 bytes"), "{d}");
     }
 }

@@ -248,7 +248,8 @@ pub fn parse_e2fsprogs(text: &str) -> Option<Version> {
 pub const CONTROL_PERSIST_SSH: Version = Version(5, 6, 0);
 /// rsync learnt `--info=...` and nanosecond modification times in 3.1.0.
 pub const RSYNC_INFO: Version = Version(3, 1, 0);
-/// rsync learnt `--modify-window=-1` (compare nanoseconds) in 3.1.3.
+/// rsync learnt `--modify-window=-1` (compare nanoseconds) and xattr filters
+/// (`--filter=-x`) in 3.1.3.
 pub const RSYNC_NEG_MODIFY_WINDOW: Version = Version(3, 1, 3);
 
 /// Runs `argv` (no shell, stdin `/dev/null`) and returns stdout and stderr

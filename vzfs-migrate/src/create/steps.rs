@@ -8,8 +8,8 @@
 //! | `create-tmp` | `vzctl create CTID --private TMP ...` | remove the config, TMP and its parent, VE_ROOT if new |
 //! | `rename-old` | VE_PRIVATE -> `NAME.vzfs-shared-CTID` | rename back |
 //! | `mount` | the device on VE_PRIVATE (vzfs library: every hook check) | unmount (released), remove VE_PRIVATE if new |
-//! | `copy` | manifest of the source, size check (allocated blocks), rsync -aHAX --numeric-ids --sparse | remove what was copied |
-//! | `verify` | manifest of the copy compared with the source's | none |
+//! | `copy` | manifest of the source, size check (allocated blocks), rsync -aHAX --numeric-ids --sparse (rsync >= 3.1.3: xfs's `trusted.SGI_ACL_*` filtered out, the ACLs go by -A) | remove what was copied |
+//! | `verify` | manifest of the copy compared with the source's (ACLs by their entries, xfs's `trusted.SGI_ACL_*` ignored) | none |
 //! | `umount` | unmount, device released | mount again (to-shared) |
 //! | `swap` | to-shared: remove the empty mount point, new directory -> VE_PRIVATE | rename back, mount point again |
 //! | `config` | VE_PRIVATE/VE_DEVICE/VE_DEVICE_FSTYPE set, or the VE_DEVICE* lines removed; commit | as it was |
@@ -276,6 +276,33 @@ impl Ctx {
         Ok(())
     }
 
+    /// rsync's filters for xfs's own form of an ACL. xfs lists it as
+    /// `trusted.SGI_ACL_FILE`/`trusted.SGI_ACL_DEFAULT` (to root) next to
+    /// `system.posix_acl_*`, and `-X` as root treats those as attributes of
+    /// their own: onto xfs it deletes them where the source (ext4, tmpfs)
+    /// has none, so a file that inherited a default ACL on creation loses
+    /// that ACL; from xfs it copies their bytes as plain `trusted.*`
+    /// attributes onto ext4 (meaningless there, stale once the ACL
+    /// changes). The ACL itself travels through `-A`. An xattr filter turns
+    /// off rsync's own skipping of `system.*`, so that is excluded here too.
+    /// rsync before 3.1.3 has no xattr filters: then none, and a copy onto
+    /// xfs whose inherited ACLs rsync dropped fails the verify (undone).
+    fn xattr_filters(&self) -> Vec<String> {
+        let v = transport::local_rsync_version();
+        if v < Some(vzfs::platform::RSYNC_NEG_MODIFY_WINDOW) {
+            transport::log(&format!(
+                "copy: rsync {} has no xattr filters (3.1.3): xfs's trusted.SGI_ACL_* names are copied as they are",
+                v.map_or_else(|| "(version unknown)".into(), |v| v.to_string())
+            ));
+            return Vec::new();
+        }
+        let mut f = vec!["--filter=-x system.*".to_string()];
+        for name in vzfs::manifest::FS_INTERNAL_XATTRS {
+            f.push(format!("--filter=-x {name}"));
+        }
+        f
+    }
+
     fn mounted(&self) -> Result<bool> {
         Ok(hostops::mounted_on(&self.job.private)?.is_some())
     }
@@ -524,6 +551,7 @@ impl crate::runner::Plan for Ctx {
                     argv.push("--modify-window=-1".into());
                 }
                 argv.push("--exclude=/lost+found".into());
+                argv.extend(self.xattr_filters());
                 argv.push(format!("{}/", from.display()));
                 argv.push(format!("{}/", to.display()));
                 self.run_cmd(&argv, Kind::Copy)?;
