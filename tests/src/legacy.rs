@@ -107,7 +107,7 @@ pub fn build_oldkernel(src: &Path, dir: &Path) -> Result<PathBuf> {
 /// `prohibit-password`, no `KbdInteractiveAuthentication`).
 pub fn sshd_config(name: &str, ip: std::net::Ipv4Addr, host_dir: &Path, ssh_dir: &Path) -> String {
     format!(
-        "# sshd (OpenSSH 5.3p1) of legacy lab host {name}\nListenAddress {ip}\nPort 22\n\
+        "# sshd (OpenSSH 5.3p1) of legacy lab host {name}\nPort 22\nListenAddress {ip}\n\
          HostKey {hd}/ssh_host_rsa_key\nPidFile {hd}/sshd.pid\nAuthorizedKeysFile {sd}/authorized_keys\n\
          PermitRootLogin without-password\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
          ChallengeResponseAuthentication no\nStrictModes no\nUseDNS no\nPrintMotd no\nX11Forwarding no\n\

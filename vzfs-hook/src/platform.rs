@@ -307,7 +307,7 @@ impl MmpSupport {
         if !self.tools_can_set() {
             v.push(match self.e2fsprogs {
                 Some(e) => format!(
-                    "its e2fsprogs {e} cannot set MMP (`tune2fs -O mmp` needs e2fsprogs {MMP_E2FSPROGS} or later)"
+                    "its e2fsprogs {e} cannot set MMP (e2fsprogs {MMP_E2FSPROGS} or later can)"
                 ),
                 None => "it has no e2fsprogs (mke2fs -V) to set MMP with".into(),
             });
