@@ -5,6 +5,8 @@ TEST_THREADS ?= 2
 PREFIX ?= /usr
 DESTDIR ?=
 OCF_ROOT ?= /usr/lib/ocf
+# The CentOS 6 toolset and oldkernel.c of the legacy profile (tests/src/legacy.rs).
+SHARED ?= $(abspath $(CURDIR)/../shared)
 
 .PHONY: all build release package install test demo bench prereqs fmt clean
 
@@ -57,11 +59,17 @@ install: release
 # Unit tests, the hook's tests on real loop devices, the lab's tests and the
 # end-to-end migration tests. Root is required (tests fail, not skip, without it;
 # VZFS_SKIP_ROOT_TESTS=1 skips them and says how many). The package tests
-# (tests/tests/packages.rs) check the packages `package` just built.
+# (tests/tests/packages.rs) check the packages `package` just built. The
+# legacy profile (tests/tests/legacy.rs, and the hook's root tests a third
+# time) runs the release builds as on an OpenVZ 6 node: ../shared's
+# oldkernel (2.6.32 system calls) and CentOS 6 toolset.
 test: prereqs build package
 	$(CARGO) test --workspace -- --test-threads=$(TEST_THREADS)
 	@echo "== the hook's root tests again, against the static vzfs-hook the packages ship"
 	VZFS_HOOK_BIN=$(CURDIR)/target/release/vzfs-hook $(CARGO) test -p vzfs-hook --test hook_root --test hook_adversary -- --test-threads=$(TEST_THREADS)
+	@echo "== the hook's root tests a third time, as on an OpenVZ 6 node: under the system calls of Linux 2.6.32 with the CentOS 6 tools (scripts/legacy-hook)"
+	SHARED=$(SHARED) sh scripts/legacy-hook
+	VZFS_HOOK_BIN=$(CURDIR)/target/legacy/vzfs-hook VZFS_LEGACY_C6=$(SHARED)/legacy-c6 $(CARGO) test -p vzfs-hook --test hook_root --test hook_adversary -- --test-threads=$(TEST_THREADS)
 
 # The main job, in the two-node lab: every step printed in words.
 demo: prereqs
