@@ -53,6 +53,8 @@ use std::time::{Duration, Instant};
 /// The hook's target: a vzfs-hook pair at most this many times the floor
 /// (two exec'd `/bin/true` plus the two syscalls).
 const TARGET_HOOK_FLOOR: f64 = 1.15;
+/// The hook pair against the floor on the 2.6.32 path (no statx: mountinfo).
+const TARGET_HOOK_FLOOR_OLD: f64 = 1.3;
 const CTID: &str = "101";
 const ETC_VZ: &str = "/etc/vz";
 const VZ: &str = "/vz";
@@ -532,6 +534,8 @@ struct Lab {
     loops: Vec<LoopDev>,
     reaper: Option<Reaper>,
     also_hook: Option<PathBuf>,
+    /// `oldkernel`, built for section hook-legacy.
+    oldkernel: Option<PathBuf>,
 }
 
 impl Lab {
@@ -662,6 +666,18 @@ impl Lab {
         // No lazy init: no ext4lazyinit thread writing in the background while we time.
         let mut ext = "lazy_itable_init=0,lazy_journal_init=0,nodiscard".to_string();
         let mut argv = vec!["mkfs.ext4", "-q", "-F", "-L", name];
+        // For the 2.6.32 path: nothing that kernel cannot mount.
+        let old = if name == "hook-legacy" {
+            let k = vzfs::platform::Kernel::from_release("2.6.32");
+            let e2fs =
+                vzfs::platform::e2fsprogs_version().ok_or("mkfs.ext4: no version (mke2fs -V)")?;
+            vzfs::platform::mkfs_ext4_exclusions(&k, e2fs).join(",")
+        } else {
+            String::new()
+        };
+        if !old.is_empty() {
+            argv.extend(["-O", &old]);
+        }
         if mmp {
             argv.extend(["-O", "mmp"]);
             ext.push_str(",mmp_update_interval=5");
@@ -754,6 +770,11 @@ enum Method {
     /// The floor of any action script: `/bin/true` exec'd as vzctl execs a
     /// script, then mount(2) by the bench; again `/bin/true`, then umount2(2).
     TrueFloor,
+    /// vzfs-hook under `oldkernel` (the system calls of Linux 2.6.32: no
+    /// statx, so premount reads mountinfo), as on an OpenVZ 6 node.
+    OldHook,
+    /// The floor under `oldkernel`: `oldkernel /bin/true` + mount(2), twice.
+    OldFloor,
 }
 
 impl Method {
@@ -766,6 +787,8 @@ impl Method {
             Method::AltHook => "--also-hook build of vzfs-hook",
             Method::RawExec => "raw syscalls in 2 exec'd processes of the bench",
             Method::TrueFloor => "floor: 2 exec'd /bin/true + mount(2)/umount2(2)",
+            Method::OldHook => "vzfs-hook under oldkernel (2.6.32 system calls)",
+            Method::OldFloor => "floor under oldkernel: 2 exec'd /bin/true + mount(2)/umount2(2)",
         }
     }
 }
@@ -773,8 +796,21 @@ impl Method {
 /// Runs an action script as vzctl does: argv[0] the script path, no
 /// arguments, a cleared environment with vzctl's variables, stdin /dev/null.
 fn run_action(script: &Path) -> Res<std::process::Output> {
-    Command::new(script)
-        .env_clear()
+    run_action_via(None, script)
+}
+
+/// [`run_action`], through `oldkernel` when given (which execs the script
+/// under the same argv[0]).
+fn run_action_via(oldkernel: Option<&Path>, script: &Path) -> Res<std::process::Output> {
+    let mut c = match oldkernel {
+        Some(ok) => {
+            let mut c = Command::new(ok);
+            c.arg(script);
+            c
+        }
+        None => Command::new(script),
+    };
+    c.env_clear()
         .env("HOME", "/")
         .env("TERM", "linux")
         .env("PATH", VZCTL_PATH)
@@ -900,6 +936,41 @@ fn one_pair(lab: &Lab, m: Method, node: &Path, dev: &str) -> Res<Duration> {
                 verify(lab, dev, false, "exec'd umount2(2)", Some(&o))?;
                 Ok(up + down)
             }
+            Method::OldHook => {
+                let ok = lab.oldkernel.as_deref().ok_or("no oldkernel built")?;
+                let dir = lab.conf_dir();
+                let (pre, post) = (dir.join("vps.premount"), dir.join("vps.postumount"));
+                let t = Instant::now();
+                let o = run_action_via(Some(ok), &pre)?;
+                let up = t.elapsed();
+                verify(lab, dev, true, "oldkernel vps.premount", Some(&o))?;
+                let t = Instant::now();
+                let o = run_action_via(Some(ok), &post)?;
+                let down = t.elapsed();
+                verify(lab, dev, false, "oldkernel vps.postumount", Some(&o))?;
+                Ok(up + down)
+            }
+            Method::OldFloor => {
+                let ok = lab.oldkernel.as_deref().ok_or("no oldkernel built")?;
+                let ok = ok.to_string_lossy();
+                let t = Instant::now();
+                let o = run_plain(&[&ok, "/bin/true"])?;
+                raw_mount(node, &mp)?;
+                let up = t.elapsed();
+                verify(lab, dev, true, "oldkernel /bin/true + mount(2)", Some(&o))?;
+                let t = Instant::now();
+                let o = run_plain(&[&ok, "/bin/true"])?;
+                raw_umount(&mp)?;
+                let down = t.elapsed();
+                verify(
+                    lab,
+                    dev,
+                    false,
+                    "oldkernel /bin/true + umount2(2)",
+                    Some(&o),
+                )?;
+                Ok(up + down)
+            }
             Method::TrueFloor => {
                 let t = Instant::now();
                 let o = run_plain(&["/bin/true"])?;
@@ -988,7 +1059,65 @@ const SECTIONS: &[(&str, Section, Env)] = &[
     ("hook", section_hook, Env::Private),
     ("hook-disk", section_hook_disk, Env::Private),
     ("hook-mmp", section_hook_mmp, Env::Private),
+    ("hook-legacy", section_hook_legacy, Env::Private),
 ];
+
+/// The 2.6.32 path (issue: OpenVZ 6 nodes): the hook pair under `oldkernel`
+/// against the floor under `oldkernel`, and both without it, interleaved in
+/// one run.
+fn section_hook_legacy(lab: &mut Lab, o: &Opts) -> Res<Report> {
+    let name = "hook-legacy";
+    println!("\n== section {name}: premount+postumount of CT {CTID} under the system calls of Linux 2.6.32 (oldkernel), 64 MiB ext4 without features 2.6.32 cannot mount, image on tmpfs");
+    if lab.oldkernel.is_none() {
+        let src = vzfs_lab::legacy::shared_dir().join("tools/oldkernel.c");
+        let dir = Path::new(VZ).join("bench");
+        lab.oldkernel = Some(
+            vzfs_lab::legacy::build_oldkernel(&src, &dir)
+                .map_err(|e| format!("build oldkernel from {}: {e}", src.display()))?,
+        );
+    }
+    let node = lab.new_device(name, false, None)?;
+    let methods = [
+        Method::TrueFloor,
+        Method::Hook,
+        Method::OldFloor,
+        Method::OldHook,
+    ];
+    let t = Instant::now();
+    let res = interleaved(lab, &methods, &node, o.warmup, o.pairs);
+    let detach = lab.detach_device(&node);
+    let s = res?;
+    detach?;
+    println!("   ({:.1} s)", t.elapsed().as_secs_f64());
+    let rows: Vec<(&str, &Samples)> = methods.iter().map(|m| m.label()).zip(s.iter()).collect();
+    print_table(&rows);
+    let (floor, hook, ofloor, ohook) = (&s[0], &s[1], &s[2], &s[3]);
+    let r_old = ohook.median() / ofloor.median();
+    let r_new = hook.median() / floor.median();
+    let lines = vec![
+        format!(
+            "[{name}] ratio hook/floor under oldkernel (medians): {r_old:.3}x  (paired {:.3}x)  target <= {TARGET_HOOK_FLOOR_OLD}x: {}",
+            paired_ratio(ohook, ofloor),
+            if r_old <= TARGET_HOOK_FLOOR_OLD { "target met" } else { "target missed" }
+        ),
+        format!(
+            "[{name}] ratio hook/floor on this kernel, same device (medians): {r_new:.3}x  (paired {:.3}x)  target <= {TARGET_HOOK_FLOOR}x: {}",
+            paired_ratio(hook, floor),
+            if r_new <= TARGET_HOOK_FLOOR { "target met" } else { "target missed" }
+        ),
+        format!(
+            "[{name}]   floor under oldkernel {:.3} ms, hook under oldkernel {:.3} ms ({:+.3} ms); oldkernel's own exec {:+.3} ms per pair",
+            ofloor.median(),
+            ohook.median(),
+            ohook.median() - ofloor.median(),
+            ofloor.median() - floor.median()
+        ),
+    ];
+    for l in &lines {
+        println!("  {l}");
+    }
+    Ok(Report { summary: lines })
+}
 
 fn section_hook(lab: &mut Lab, o: &Opts) -> Res<Report> {
     hook_pairs(
@@ -1297,6 +1426,7 @@ fn main() -> ExitCode {
         loops: Vec::new(),
         reaper: None,
         also_hook: opts.also_hook.clone(),
+        oldkernel: None,
     };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Res<Vec<String>> {
         let mut summary = Vec::new();
