@@ -703,12 +703,29 @@ fn deb_with_admin_hooks_chains_them_and_restores_them() {
     });
 }
 
-/// A fresh empty directory under the temp dir for `what` (removed first).
-fn scratch(what: &str) -> PathBuf {
+/// A fresh empty directory under the temp dir, removed when dropped (also
+/// when a check fails).
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A fresh empty directory for `what`.
+fn scratch(what: &str) -> Scratch {
     let d = std::env::temp_dir().join(format!("vzfs-pkgmeta-{}-{what}", std::process::id()));
     let _ = fs::remove_dir_all(&d);
     fs::create_dir_all(&d).unwrap();
-    d
+    Scratch(d)
 }
 
 /// What the Debian releases with vzctl 4.x and the OpenVZ kernel have, for
@@ -764,6 +781,10 @@ fn posix_sh(name: &str, script: &str) {
             text(&o)
         );
     }
+    drop(dir);
+    if let Some(first) = script.lines().next().filter(|l| l.starts_with("#!")) {
+        assert_eq!(first.trim(), "#!/bin/sh", "{name}");
+    }
     for l in script
         .lines()
         .map(str::trim)
@@ -786,11 +807,7 @@ fn posix_sh(name: &str, script: &str) {
         ] {
             assert!(!l.contains(bad), "{name}: {bad:?} is not POSIX sh: {l}");
         }
-        if l.starts_with("#!") {
-            assert_eq!(l, "#!/bin/sh", "{name}");
-        }
     }
-    fs::remove_dir_all(&dir).unwrap();
 }
 
 /// rpmlib features that rpm 4.8 (CentOS 6) knows (lib/rpmds.c there),
@@ -925,7 +942,7 @@ fn packages_install_on_openvz6_nodes() {
         "the binaries are static: no libc6/libgcc dependency: {depends}"
     );
     let dir = scratch("deb-control");
-    run(Command::new("dpkg-deb").arg("-e").arg(&p.deb).arg(&dir));
+    run(Command::new("dpkg-deb").arg("-e").arg(&p.deb).arg(&*dir));
     for s in ["postinst", "prerm"] {
         let script = fs::read_to_string(dir.join(s)).unwrap();
         posix_sh(&format!("deb {s}"), &script);
@@ -933,7 +950,6 @@ fn packages_install_on_openvz6_nodes() {
     for s in ["preinst", "postrm", "config", "triggers"] {
         assert!(!dir.join(s).exists(), "unexpected {s} in the .deb");
     }
-    fs::remove_dir_all(&dir).unwrap();
 }
 
 /// glibc's NSS entry points and module machinery (as scripts/static-bins
@@ -997,7 +1013,7 @@ fn shipped_binaries_are_static_without_nss() {
         return;
     }
     let dir = scratch("deb-data");
-    run(Command::new("dpkg-deb").arg("-x").arg(&p.deb).arg(&dir));
+    run(Command::new("dpkg-deb").arg("-x").arg(&p.deb).arg(&*dir));
     let bins: Vec<&str> = ["vzfs-hook", "vzfs-migrate", "vzfs-create"]
         .into_iter()
         .filter(|b| dir.join("usr/sbin").join(b).exists())
@@ -1064,5 +1080,4 @@ fn shipped_binaries_are_static_without_nss() {
             "{b} links glibc's NSS (it would load the node's libnss_*.so): {nss:?}"
         );
     }
-    fs::remove_dir_all(&dir).unwrap();
 }
