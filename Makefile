@@ -18,11 +18,13 @@ prereqs:
 build:
 	$(CARGO) build --workspace --bins
 
-# The hook is exec'd twice per container start/stop: scripts/static-hook
-# links it statically (glibc static-pie) in place of the dynamic build.
+# scripts/static-bins links the shipped programs (vzfs-hook, vzfs-migrate,
+# vzfs-create) statically (glibc static-pie, GNU ld, checked free of NSS) in
+# place of the dynamic builds: they need nothing from the node's libc
+# (OpenVZ 6 nodes: glibc 2.12).
 release:
 	$(CARGO) build --release --workspace --bins
-	CARGO=$(CARGO) sh scripts/static-hook
+	CARGO=$(CARGO) sh scripts/static-bins
 
 # target/package/vzfs_VERSION_ARCH.deb and vzfs-VERSION-1.ARCH.rpm from the
 # release binaries, with man pages and completions (scripts/build-packages;
@@ -31,7 +33,7 @@ package: prereqs
 	CARGO=$(CARGO) sh scripts/build-packages
 
 # Installs what the packages hold (packaging/files.txt, deb layout) under
-# $(DESTDIR)$(PREFIX): the release binaries (the static hook), man pages,
+# $(DESTDIR)$(PREFIX): the release binaries (static), man pages,
 # completions, and the OCF resource agent ocf:vzfs:container as the symlink
 # $(DESTDIR)$(OCF_ROOT)/resource.d/vzfs/container -> $(PREFIX)/sbin/vzfs-hook.
 # It does not link vzctl's action scripts: run `vzfs-hook install` afterwards.

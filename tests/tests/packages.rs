@@ -15,7 +15,17 @@
 //!   double, `vzctl-double mount/umount`) with vzctl's exact argv, environment
 //!   and stdin, in the right order, once per call, their failure respected;
 //!   `dpkg -r` puts them back byte for byte;
-//! * the .rpm's scriptlets do the same (rpm with its own database there).
+//! * the .rpm's scriptlets do the same (rpm with its own database there);
+//! * they install on the OpenVZ 6 nodes that run vzctl 4.x (CentOS 6: rpm
+//!   4.8, glibc 2.12; Debian 7/8: dpkg 1.16/1.17.27, glibc 2.13/2.19), read
+//!   from their metadata: the .rpm requires only what CentOS 6 has (no
+//!   GLIBC_ symbol versions, only rpmlib features rpm 4.8 knows, no weak
+//!   dependencies) and has a gzip or xz payload; the .deb holds
+//!   control.tar.gz and data.tar.gz or .xz, and Debian 7 and 8 satisfy its
+//!   Depends; the maintainer scripts and scriptlets are POSIX sh;
+//! * every binary they ship is static (scripts/static-bins): no program
+//!   interpreter, no shared library, no GLIBC_ version needed, and no NSS
+//!   code (the node's libnss_*.so would be loaded at run time).
 //!
 //! Without the packages or the tools these tests fail (run `make package`,
 //! `scripts/install-prereqs`), unless `VZFS_SKIP_PACKAGE_TESTS=1`; the
@@ -214,8 +224,7 @@ fn package_contents_match_the_list() {
     let info = text(&run(Command::new("dpkg-deb").arg("-I").arg(&p.deb)));
     for s in [
         "Package: vzfs",
-        "Depends: libc6 (>= ",
-        "e2fsprogs",
+        "Depends: e2fsprogs",
         " postinst ",
         " prerm ",
         " md5sums ",
@@ -692,4 +701,383 @@ fn deb_with_admin_hooks_chains_them_and_restores_them() {
         assert!(!Path::new("/etc/vz/conf/vzfs-chained").exists());
         assert!(!Path::new("/usr/sbin/vzfs-hook").exists());
     });
+}
+
+/// A fresh empty directory under the temp dir, removed when dropped (also
+/// when a check fails).
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A fresh empty directory for `what`.
+fn scratch(what: &str) -> Scratch {
+    let d = std::env::temp_dir().join(format!("vzfs-pkgmeta-{}-{what}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).unwrap();
+    Scratch(d)
+}
+
+/// What the Debian releases with vzctl 4.x and the OpenVZ kernel have, for
+/// the packages a Depends of ours may name: (package, Debian 7, Debian 8).
+const DEBIAN_OLD: &[(&str, &str, &str)] = &[
+    ("libc6", "2.13-38+deb7u10", "2.19-18+deb8u10"),
+    ("libgcc1", "1:4.7.2-5", "1:4.9.2-10+deb8u1"),
+    ("e2fsprogs", "1.42.5-1.1+deb7u1", "1.42.12-2+b1"),
+    ("util-linux", "2.20.1-5.3", "2.25.2-6"),
+    ("rsync", "3.0.9-4", "3.1.1-3+deb8u1"),
+    ("openssh-client", "1:6.0p1-4+deb7u2", "1:6.7p1-5+deb8u3"),
+    ("psmisc", "22.19-1+deb7u1", "22.21-2"),
+];
+
+/// `installed` satisfies `rel ver` (dpkg --compare-versions).
+fn deb_version_ok(installed: &str, rel: &str, ver: &str) -> bool {
+    let op = match rel {
+        ">=" => "ge",
+        "<=" => "le",
+        ">>" => "gt",
+        "<<" => "lt",
+        "=" => "eq",
+        _ => panic!("Depends: unknown relation {rel:?}"),
+    };
+    Command::new("dpkg")
+        .args(["--compare-versions", installed, op, ver])
+        .status()
+        .expect("dpkg --compare-versions")
+        .success()
+}
+
+/// `sh -n` of a maintainer script or scriptlet, and none of the usual
+/// bashisms (checkbashisms when it is there).
+fn posix_sh(name: &str, script: &str) {
+    let dir = scratch(&format!("sh-{}", name.replace(['/', ' '], "_")));
+    let f = dir.join("script");
+    fs::write(&f, script).unwrap();
+    for sh in ["sh", "dash"] {
+        if have(sh) {
+            let o = Command::new(sh).arg("-n").arg(&f).output().unwrap();
+            assert!(o.status.success(), "{sh} -n {name}: {}\n{script}", text(&o));
+        }
+    }
+    if have("checkbashisms") {
+        let o = Command::new("checkbashisms")
+            .arg("-f")
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "checkbashisms {name}: {}\n{script}",
+            text(&o)
+        );
+    }
+    drop(dir);
+    if let Some(first) = script.lines().next().filter(|l| l.starts_with("#!")) {
+        assert_eq!(first.trim(), "#!/bin/sh", "{name}");
+    }
+    for l in script
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+    {
+        for bad in [
+            "[[",
+            "]]",
+            "local ",
+            "function ",
+            "source ",
+            " == ",
+            "<<<",
+            "&>",
+            "$'",
+            "${!",
+            "pushd",
+            "declare ",
+            "select ",
+        ] {
+            assert!(!l.contains(bad), "{name}: {bad:?} is not POSIX sh: {l}");
+        }
+    }
+}
+
+/// rpmlib features that rpm 4.8 (CentOS 6) knows (lib/rpmds.c there),
+/// without FileCaps (not built into every rpm 4.8).
+const RPM48_FEATURES: &[&str] = &[
+    "VersionedDependencies",
+    "CompressedFileNames",
+    "PayloadIsBzip2",
+    "PayloadIsXz",
+    "PayloadIsLzma",
+    "PayloadFilesHavePrefix",
+    "ExplicitPackageProvide",
+    "HeaderLoadSortsTags",
+    "ScriptletInterpreterArgs",
+    "PartialHardlinkSets",
+    "ConcurrentAccess",
+    "BuiltinLuaScripts",
+    "FileDigests",
+];
+
+fn rpm_query(rpm: &Path, args: &[&str]) -> String {
+    String::from_utf8_lossy(&run(Command::new("rpm").arg("-qp").args(args).arg(rpm)).stdout)
+        .into_owned()
+}
+
+#[test]
+fn packages_install_on_openvz6_nodes() {
+    let t = "packages_install_on_openvz6_nodes";
+    let Some(p) = packages(t) else { return };
+    if !tools(t, &["dpkg", "dpkg-deb", "rpm", "ar", "sh"]) {
+        return;
+    }
+
+    // .rpm: rpm 4.8, CentOS 6.
+    let req = rpm_query(&p.rpm, &["--requires"]);
+    for r in req.lines().map(str::trim).filter(|r| !r.is_empty()) {
+        if let Some(f) = r.strip_prefix("rpmlib(") {
+            let feature = f.split(')').next().unwrap();
+            assert!(
+                RPM48_FEATURES.contains(&feature),
+                "the .rpm requires {r}: rpm 4.8 (CentOS 6) does not know rpmlib({feature})\n{req}"
+            );
+            continue;
+        }
+        assert!(
+            !r.contains("GLIBC") && !r.contains(".so") && !r.starts_with("rtld("),
+            "the .rpm requires {r}: a library of the build machine (the binaries must be static)\n{req}"
+        );
+        assert!(
+            ["/bin/sh", "e2fsprogs"].contains(&r),
+            "the .rpm requires {r}: not known to be on a CentOS 6 node\n{req}"
+        );
+    }
+    for weak in ["--recommends", "--suggests", "--supplements", "--enhances"] {
+        let w = rpm_query(&p.rpm, &[weak]);
+        assert!(
+            w.trim().is_empty(),
+            "rpm -qp {weak}: weak dependencies are rpm 4.12, CentOS 6 has 4.8: {w}"
+        );
+    }
+    let payload = rpm_query(&p.rpm, &["--qf", "%{PAYLOADFORMAT} %{PAYLOADCOMPRESSOR}"]);
+    assert!(
+        ["cpio gzip", "cpio xz"].contains(&payload.trim()),
+        "the .rpm's payload is {payload:?}: rpm 4.8 reads a gzip or xz cpio"
+    );
+    for (tag, prog) in [("POSTIN", "POSTINPROG"), ("PREUN", "PREUNPROG")] {
+        let interp = rpm_query(&p.rpm, &["--qf", &format!("%{{{prog}}}")]);
+        assert_eq!(interp.trim(), "/bin/sh", "%{prog}");
+        let script = rpm_query(&p.rpm, &["--qf", &format!("%{{{tag}}}")]);
+        assert!(script.contains("vzfs-hook"), "{tag}: {script}");
+        posix_sh(&format!("rpm {tag}"), &script);
+    }
+    for tag in ["PRETRANS", "POSTTRANS", "PREIN", "POSTUN", "TRIGGERSCRIPTS"] {
+        let s = rpm_query(&p.rpm, &["--qf", &format!("%{{{tag}}}")]);
+        assert!(
+            s.trim().is_empty() || s.trim() == "(none)",
+            "unexpected %{tag}: {s}"
+        );
+    }
+
+    // .deb: dpkg 1.16, Debian 7 (and Debian 8).
+    let members = text(&run(Command::new("ar").arg("t").arg(&p.deb)));
+    let members: Vec<&str> = members.lines().collect();
+    assert!(
+        members.len() == 3
+            && members[0] == "debian-binary"
+            && members[1] == "control.tar.gz"
+            && ["data.tar.gz", "data.tar.xz"].contains(&members[2]),
+        "ar t {}: {members:?}: dpkg 1.16 reads control.tar.gz and data.tar.gz or .xz",
+        p.deb.display()
+    );
+    let version = run(Command::new("ar").arg("p").arg(&p.deb).arg("debian-binary")).stdout;
+    assert_eq!(version, b"2.0\n");
+    let field = |f: &str| {
+        text(&run(Command::new("dpkg-deb").arg("-f").arg(&p.deb).arg(f)))
+            .trim()
+            .to_string()
+    };
+    assert!(field("Pre-Depends").is_empty(), "Pre-Depends");
+    let depends = field("Depends");
+    for group in depends.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+        // Debian 7 (index 1) and Debian 8 (index 2) each satisfy one alternative.
+        for (rel, release) in [(1, "Debian 7"), (2, "Debian 8")] {
+            let ok = group.split('|').map(str::trim).any(|alt| {
+                let (name, cons) = match alt.split_once('(') {
+                    Some((n, c)) => (n.trim(), Some(c.trim_end_matches(')').trim())),
+                    None => (alt, None),
+                };
+                let name = name.split(':').next().unwrap();
+                let Some(have) = DEBIAN_OLD.iter().find(|d| d.0 == name) else {
+                    return false;
+                };
+                let have = if rel == 1 { have.1 } else { have.2 };
+                match cons {
+                    None => true,
+                    Some(c) => {
+                        let (op, ver) = c
+                            .split_once(' ')
+                            .unwrap_or_else(|| panic!("Depends: {alt}"));
+                        deb_version_ok(have, op.trim(), ver.trim())
+                    }
+                }
+            });
+            assert!(
+                ok,
+                "Depends: {depends}: {release} does not satisfy {group:?} (packages known there: {DEBIAN_OLD:?})"
+            );
+        }
+    }
+    assert!(
+        !depends.contains("libc6") && !depends.contains("libgcc"),
+        "the binaries are static: no libc6/libgcc dependency: {depends}"
+    );
+    let dir = scratch("deb-control");
+    run(Command::new("dpkg-deb").arg("-e").arg(&p.deb).arg(&*dir));
+    for s in ["postinst", "prerm"] {
+        let script = fs::read_to_string(dir.join(s)).unwrap();
+        posix_sh(&format!("deb {s}"), &script);
+    }
+    for s in ["preinst", "postrm", "config", "triggers"] {
+        assert!(!dir.join(s).exists(), "unexpected {s} in the .deb");
+    }
+}
+
+/// glibc's NSS entry points and module machinery (as scripts/static-bins
+/// checks them): defined in a static program, it can load the node's
+/// libnss_*.so, built for another glibc.
+fn is_nss_symbol(s: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "_nss_",
+        "__nss_lookup",
+        "__nss_database_lookup",
+        "__nss_module",
+        "__nss_configure",
+        "__nss_next",
+        "__nss_files",
+        "__nss_parse",
+        "__nss_readline",
+        "__nss_disable",
+        "nss_",
+        "getpwnam",
+        "getpwuid",
+        "getpwent",
+        "getgrnam",
+        "getgrgid",
+        "getgrent",
+        "getgrouplist",
+        "initgroups",
+        "getspnam",
+        "getaddrinfo",
+        "gethostby",
+        "gethostent",
+        "getservby",
+        "getprotoby",
+        "getnetby",
+        "getrpcby",
+        "getlogin",
+        "ether_ntohost",
+        "ether_hostton",
+        "getnetgrent",
+        "innetgr",
+    ];
+    PREFIXES.iter().any(|p| s.starts_with(p))
+}
+
+fn sha256(path: &Path) -> String {
+    let o = run(Command::new("sha256sum").arg(path));
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn shipped_binaries_are_static_without_nss() {
+    let t = "shipped_binaries_are_static_without_nss";
+    let Some(p) = packages(t) else { return };
+    if !tools(
+        t,
+        &["dpkg-deb", "rpm", "readelf", "objdump", "nm", "sha256sum"],
+    ) {
+        return;
+    }
+    let dir = scratch("deb-data");
+    run(Command::new("dpkg-deb").arg("-x").arg(&p.deb).arg(&*dir));
+    let bins: Vec<&str> = ["vzfs-hook", "vzfs-migrate", "vzfs-create"]
+        .into_iter()
+        .filter(|b| dir.join("usr/sbin").join(b).exists())
+        .collect();
+    assert!(bins.len() >= 2, "{bins:?}");
+    // The .rpm ships the same bytes (its SHA-256 file digests).
+    let digests = rpm_query(&p.rpm, &["--qf", "[%{FILENAMES} %{FILEDIGESTS}\n]"]);
+    let release = vzfs_lab::lab::default_bin_dir()
+        .parent()
+        .unwrap()
+        .join("release");
+    for b in &bins {
+        let exe = dir.join("usr/sbin").join(b);
+        let sum = sha256(&exe);
+        assert!(
+            digests.contains(&format!("/usr/sbin/{b} {sum}")),
+            "the .rpm's {b} is not the .deb's ({sum}):\n{digests}"
+        );
+        let phdrs = text(&run(Command::new("readelf").arg("-lW").arg(&exe)));
+        assert!(
+            !phdrs.contains("INTERP") && !phdrs.contains("program interpreter"),
+            "{b} has a program interpreter (dynamically linked):\n{phdrs}"
+        );
+        let dynamic = text(&run(Command::new("readelf").arg("-dW").arg(&exe)));
+        assert!(
+            !dynamic.contains("(NEEDED)"),
+            "{b} needs shared libraries:\n{dynamic}"
+        );
+        let dynsyms = text(&run(Command::new("objdump").arg("-T").arg(&exe)));
+        assert!(
+            !dynsyms.contains("GLIBC_") && !dynsyms.contains("*UND*"),
+            "{b} needs dynamic symbols (objdump -T):\n{dynsyms}"
+        );
+        let bytes = fs::read(&exe).unwrap();
+        // (ld-linux-x86-64.so.2 is named in every static glibc program:
+        // libc.a's static dlopen support, which NSS would use.)
+        for s in [&b"nsswitch.conf"[..], b"libnss_"] {
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s),
+                "{b} holds {:?}: glibc's NSS is linked in",
+                String::from_utf8_lossy(s)
+            );
+        }
+        // The unstripped build the package was made from (make package
+        // leaves it in target/release): no NSS symbol defined.
+        let unstripped = release.join(b);
+        let syms = text(&run(Command::new("nm").arg(&unstripped)));
+        assert!(
+            !text(&run(Command::new("readelf").arg("-lW").arg(&unstripped))).contains("INTERP"),
+            "{} is a dynamic build: run `make package` (or `make release`)",
+            unstripped.display()
+        );
+        let nss: Vec<&str> = syms
+            .lines()
+            .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+                [_, kind, name] if !["U", "w", "v"].contains(&kind) && is_nss_symbol(name) => {
+                    Some(name)
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(
+            nss.is_empty(),
+            "{b} links glibc's NSS (it would load the node's libnss_*.so): {nss:?}"
+        );
+    }
 }
