@@ -18,6 +18,7 @@ use crate::holders;
 use crate::lock::{CtLock, FsLock};
 use crate::log;
 use crate::mountinfo::MountTable;
+use crate::nodecache;
 use crate::paths::{self, MountPoint};
 use crate::platform;
 use crate::sys::{self, MountRequest, Sys};
@@ -213,28 +214,6 @@ fn container_areas(etc: &VzEtc, ct: &CtFs) -> Result<paths::Areas> {
         out.areas
             .push((ct.ctid.clone(), "VE_ROOT", canon(r.clone())));
     }
-    let (global, others) = other_containers(etc, ct)?;
-    for key in ["VE_PRIVATE", "VE_ROOT"] {
-        if let Some(dir) = global.first(key).and_then(|v| paths::template_dir(&v.raw)) {
-            out.templates.push((key, canon(dir)));
-        }
-    }
-    for (id, cfg) in others {
-        for key in ["VE_PRIVATE", "VE_ROOT"] {
-            if let Ok(Some(p)) = cfg.path_value(key) {
-                out.areas.push((id.clone(), key, canon(p)));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The global config and the merged configuration of every other container
-/// in the scripts directory. Another container's config that cannot be read
-/// (a FIFO, a device, too large, broken) is a warning naming it, never a
-/// reason to stop this container or to hang.
-fn other_containers(etc: &VzEtc, ct: &CtFs) -> Result<(ConfigFile, Vec<(String, VzConfig)>)> {
-    let own = ct.ctid.as_str();
     let global = match &ct.global {
         Some(g) => g.clone(),
         None => crate::config::read(&etc.global_conf()).unwrap_or_else(|_| ConfigFile {
@@ -242,31 +221,25 @@ fn other_containers(etc: &VzEtc, ct: &CtFs) -> Result<(ConfigFile, Vec<(String, 
             entries: Vec::new(),
         }),
     };
-    let dir = etc.scripts_dir();
-    let rd = std::fs::read_dir(&dir).map_err(|e| Error::io("list container configs", &dir, e))?;
-    let mut out = Vec::new();
-    for ent in rd.flatten() {
-        let name = ent.file_name();
-        let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".conf")) else {
-            continue;
-        };
-        if id == own || id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        match crate::config::read(&ent.path()) {
-            Ok(f) => out.push((id.to_string(), VzConfig::from_files(global.clone(), f, id))),
-            Err(e) => log::warn(&format!(
-                "skipping the config of CT {id} in the check of other containers' areas: {e}"
-            )),
+    for key in ["VE_PRIVATE", "VE_ROOT"] {
+        if let Some(dir) = global.first(key).and_then(|v| paths::template_dir(&v.raw)) {
+            out.templates.push((key, canon(dir)));
         }
     }
-    Ok((global, out))
+    out.areas.extend(nodecache::other_areas(
+        &etc.scripts_dir(),
+        &etc.global_conf(),
+        &global,
+        &ct.ctid,
+        &ct.lockdir,
+    )?);
+    Ok(out)
 }
 
 /// Refuses when the same filesystem (by UUID) is mounted on this node
 /// through another device node. Uses the kernel's per-type list of mounted
 /// devices in `/sys/fs/<type>`, which covers every mount namespace.
-fn check_same_fs_elsewhere(fs: &FsInfo, dev: &Device) -> Result<()> {
+fn check_same_fs_elsewhere(fs: &FsInfo, dev: &Device, lockdir: &Path) -> Result<()> {
     let Some(uuid) = &fs.uuid else { return Ok(()) };
     let dir = match fs.fstype.as_str() {
         "ext2" | "ext3" | "ext4" => "/sys/fs/ext4",
@@ -282,32 +255,14 @@ fn check_same_fs_elsewhere(fs: &FsInfo, dev: &Device) -> Result<()> {
         }
         _ => return Ok(()),
     };
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Ok(());
-    };
-    // Every mounted filesystem of the type is checked, whatever its size (a
-    // LUN resized on one path is still the same filesystem). The size is
-    // only a hint for the order, worth reading when there are many: the
-    // same LUN usually has the same size on every path, so those go first.
-    let mut candidates: Vec<(bool, PathBuf)> = rd
-        .flatten()
-        .map(|e| e.file_name())
-        .filter(|n| n != "features")
-        .map(|n| (false, Path::new("/dev").join(n)))
-        .filter(|(_, node)| *node != dev.node)
-        .collect();
-    if candidates.len() > 4 {
-        let size_of = |node: &Path| {
-            let name = node.file_name()?;
-            std::fs::read_to_string(Path::new("/sys/class/block").join(name).join("size")).ok()
-        };
-        let own_size = size_of(&dev.node);
-        for c in &mut candidates {
-            c.0 = own_size.is_none() || size_of(&c.1) != own_size;
+    // Every mounted filesystem of the type, whatever its size (a LUN resized
+    // on one path is still the same filesystem): its UUID from the node
+    // index while the kernel's entry for that mount is the one recorded,
+    // else from its superblock. A match is read again before the refusal.
+    for (node, other_uuid) in nodecache::mounted_uuids(dir, &dev.node, lockdir) {
+        if other_uuid != *uuid {
+            continue;
         }
-        candidates.sort();
-    }
-    for (_, node) in candidates {
         let Ok(m) = std::fs::metadata(&node) else {
             continue;
         };
@@ -560,7 +515,7 @@ pub fn premount(sys: &dyn Sys, etc: &VzEtc, ct: &CtFs) -> Result<Outcome> {
             }
         )));
     }
-    check_same_fs_elsewhere(&fs, &dev)?;
+    check_same_fs_elsewhere(&fs, &dev, &ct.lockdir)?;
     check_mmp(&dev, &rdr, &fs)?;
     fsck::run(dc.fsck, &fs, &dev.node)?;
 

@@ -24,6 +24,7 @@ pub mod log;
 pub mod manifest;
 pub mod mountinfo;
 pub mod node;
+pub mod nodecache;
 pub mod ocf;
 pub mod paths;
 pub mod platform;

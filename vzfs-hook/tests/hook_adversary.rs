@@ -493,3 +493,141 @@ fn messages_verbosity_and_early_errors_in_syslog() {
         assert_eq!(r.stderr.matches("CT 801").count(), 1, "{}", r.stderr);
     });
 }
+
+/// The node index (`LOCKDIR/vzfs-node.cache`) never makes the area rules
+/// weaker: a config edited in place behind it (same size, its mtime set back
+/// to the same nanosecond) is read again (its ctime moved), a cache that is
+/// garbage or not root's own is ignored, and in each case another
+/// container's `VE_ROOT` above this one's area is still refused.
+#[test]
+fn a_config_changed_behind_the_node_index_still_counts() {
+    root_test("index_stale", |w| {
+        let d1 = w.disk("i1", "ext4", &[]);
+        let d2 = w.disk("i2", "ext4", &[]);
+        ct(w, "101", &d1, "");
+        ct(w, "102", &d2, "VE_ROOT=\"/vz/root/102\"\n");
+        // Old enough that the index trusts them (records younger than 2 s
+        // when it is built are read again at the next start).
+        std::thread::sleep(Duration::from_millis(2200));
+        for _ in 0..2 {
+            assert_code(&w.vzctl_hook("vps.premount", "101"), 0, "premount 101");
+            assert_code(&w.vzctl_hook("vps.postumount", "101"), 0, "postumount 101");
+        }
+        let index = std::fs::read_to_string("/vz/lock/vzfs-node.cache").unwrap();
+        assert!(index.contains("ct 102.conf "), "{index}");
+        assert!(
+            index.contains("VE_ROOT /vz/root/102 /vz/root/102"),
+            "{index}"
+        );
+
+        // Same size, same mtime: VE_ROOT now above every private area.
+        let p = "/etc/vz/conf/102.conf";
+        let before = std::fs::metadata(p).unwrap();
+        let text = std::fs::read_to_string(p).unwrap();
+        let edited = text.replace("VE_ROOT=\"/vz/root/102\"", "VE_ROOT=\"/vz/private/\"");
+        assert_eq!(text.len(), edited.len());
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(p)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, edited.as_bytes()))
+            .unwrap();
+        let ts = libc::timespec {
+            tv_sec: std::os::unix::fs::MetadataExt::mtime(&before),
+            tv_nsec: std::os::unix::fs::MetadataExt::mtime_nsec(&before),
+        };
+        let c = std::ffi::CString::new(p).unwrap();
+        // SAFETY: a valid C string and two valid timespecs.
+        let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [ts, ts].as_ptr(), 0) };
+        assert_eq!(rc, 0, "utimensat: {}", std::io::Error::last_os_error());
+        let after = std::fs::metadata(p).unwrap();
+        assert_eq!(
+            (before.len(), before.modified().unwrap()),
+            (after.len(), after.modified().unwrap())
+        );
+        let refused = |ctx: &str| {
+            let r = w.vzctl_hook("vps.premount", "101");
+            assert_code(&r, 4, ctx);
+            assert!(
+                r.stderr.contains("inside VE_ROOT of container 102"),
+                "{ctx}: {}",
+                r.stderr
+            );
+            assert!(mounts_of(&d1).is_empty(), "{ctx}: mounted");
+        };
+        refused("edited in place behind the index");
+        // Garbage, then a forged index owned by another user: ignored.
+        std::fs::write("/vz/lock/vzfs-node.cache", "vzfs-node-cache 1\nct \n").unwrap();
+        refused("a garbage index");
+        let forged = index.clone();
+        std::fs::write("/vz/lock/vzfs-node.cache", forged).unwrap();
+        nix::unistd::chown(
+            "/vz/lock/vzfs-node.cache",
+            Some(nix::unistd::Uid::from_raw(65534)),
+            None,
+        )
+        .unwrap();
+        refused("an index that is not root's");
+    });
+}
+
+/// The UUID of a mounted filesystem comes from the index only while the
+/// kernel's entry for that mount is the one recorded: a device mounted
+/// again with another filesystem (the same loop device, the same name) is
+/// read again, and the same filesystem twice is still refused.
+#[test]
+fn a_device_mounted_again_is_read_again() {
+    root_test("index_remount", |w| {
+        let a = w.disk("ra", "ext4", &[]);
+        let other = w.disk("rb", "ext4", &[]);
+        // `other` mounted elsewhere: recorded in the index with its UUID.
+        std::fs::create_dir_all("/vz/mnt-b").unwrap();
+        let mnt = |dev: &Path| {
+            let st = Command::new("mount")
+                .arg(dev)
+                .arg("/vz/mnt-b")
+                .status()
+                .unwrap();
+            assert!(st.success());
+        };
+        mnt(&other);
+        ct(w, "221", &a, "");
+        assert_code(&w.vzctl_hook("vps.premount", "221"), 0, "premount 221");
+        assert_code(&w.vzctl_hook("vps.postumount", "221"), 0, "postumount 221");
+        let index = std::fs::read_to_string("/vz/lock/vzfs-node.cache").unwrap();
+        let name = other.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(index.contains(&format!(" {name} ")), "{index}");
+        // The same loop device now shows a's filesystem: a must be refused.
+        assert!(Command::new("umount")
+            .arg("/vz/mnt-b")
+            .status()
+            .unwrap()
+            .success());
+        let img = w.scratch.join("ra.img");
+        assert!(Command::new("losetup")
+            .arg("-d")
+            .arg(&other)
+            .status()
+            .unwrap()
+            .success());
+        assert!(Command::new("losetup")
+            .arg(&other)
+            .arg(&img)
+            .status()
+            .unwrap()
+            .success());
+        mnt(&other);
+        let r = w.vzctl_hook("vps.premount", "221");
+        assert_code(&r, 4, "the same filesystem through the remounted device");
+        assert!(
+            r.stderr.contains("already mounted on this node through") && r.stderr.contains(&name),
+            "{}",
+            r.stderr
+        );
+        assert!(mounts_of(&a).is_empty());
+        assert!(Command::new("umount")
+            .arg("/vz/mnt-b")
+            .status()
+            .unwrap()
+            .success());
+    });
+}

@@ -1,6 +1,7 @@
 //! Property tests for every parser of on-disk or /proc data: superblocks and
 //! MMP blocks (random bytes, and real `mkfs.ext4 -O mmp` / `mkfs.xfs` images
-//! with bytes mutated), mountinfo lines and config files. The property is
+//! with bytes mutated), mountinfo lines, config files and the node index
+//! (`vzfs::nodecache`). The property is
 //! always "no panic, ever" (no overflow, no out-of-range slice), plus what
 //! an accepted result must satisfy. Bounded case counts keep `make test`
 //! quick. The images are made with mkfs on plain files under cargo's
@@ -222,5 +223,24 @@ proptest! {
             let _ = c.check_vzfs_keys();
             let _ = vzfs::hook::CtFs::from_config(&c);
         }
+    }
+
+    #[test]
+    fn node_index_never_panics(text in "(?s).{0,400}", lines in prop::collection::vec("(ct|fs|anc|dir|global|built|end)( [ -~]{0,40}){0,12}", 0..8)) {
+        let _ = vzfs::nodecache::NodeCache::parse(&text);
+        let t = format!("vzfs-node-cache 1\n{}\n", lines.join("\n"));
+        if let Some(c) = vzfs::nodecache::NodeCache::parse(&t) {
+            // what parses renders back to what parses the same
+            prop_assert_eq!(vzfs::nodecache::NodeCache::parse(&c.render()), Some(c));
+        }
+    }
+
+    #[test]
+    fn node_index_paths_round_trip(bytes in prop::collection::vec(any::<u8>(), 0..60)) {
+        use std::os::unix::ffi::OsStringExt;
+        let p = PathBuf::from(std::ffi::OsString::from_vec(bytes));
+        let e = vzfs::nodecache::escape(&p);
+        prop_assert!(!e.contains(' ') && !e.contains('\n'));
+        prop_assert_eq!(vzfs::nodecache::unescape(&e), Some(p));
     }
 }

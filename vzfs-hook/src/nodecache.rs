@@ -1,0 +1,633 @@
+//! What premount needs to know about the rest of the node, at a cost that
+//! does not grow with the number of containers: the other containers'
+//! areas (`VE_PRIVATE`, `VE_ROOT`, canonical) for the area rules, and the
+//! UUID of every mounted filesystem of a type for the same-filesystem rule.
+//! Both are kept in one index, `LOCKDIR/vzfs-node.cache`, and every part of
+//! it is used only where its validity is proven on this start; what cannot
+//! be proven is read again, exactly as without the index.
+//!
+//! Proofs, each a `stat` (no file content is trusted on its word):
+//! * the scripts directory and `vz.conf`: device, inode, mode, size, mtime and
+//!   ctime (nanoseconds) as recorded. A file added, removed or renamed in
+//!   the directory changes its times; a changed `vz.conf` rebuilds it all.
+//! * each container config: the same six values. An edit in place keeps the
+//!   inode, perhaps the size and (with `touch -d`) the mtime, but always moves
+//!   the ctime, which nobody can set back.
+//! * a canonical area path: cached only when it equals the configured path
+//!   (no symlink on the way); then every directory above it is checked as
+//!   recorded (a symlink made, a directory renamed or replaced, or a mount
+//!   on one of them, changes its inode, device or times). Areas reached
+//!   through symlinks are resolved on every start.
+//! * "racy" records: a time less than [`RACY_NS`] before the index was built
+//!   may be followed, within the same clock tick, by a change that leaves it
+//!   equal; such a record is never trusted (read again, and the index
+//!   rewritten so the next start can trust it).
+//! * a mounted filesystem's UUID: keyed by its `/sys/fs/<type>/<dev>`
+//!   entry's inode, which the kernel makes anew for every mount: a device
+//!   mounted again (or another filesystem on it) is read again. Residual
+//!   difference from reading every superblock on every start: a UUID changed
+//!   while the filesystem stays mounted (`tune2fs -U` through the kernel's
+//!   ioctl) is seen at its next mount, not at once.
+//!
+//! The index is used only when it and `LOCKDIR` belong to root and are not
+//! writable by group or others, is a regular file of at most
+//! [`MAX_CACHE_BYTES`], and parses whole (an end line with the counts); any
+//! doubt and it is ignored and rebuilt. It is written atomically (a
+//! temporary file, then rename) without fsync: a torn index after a crash
+//! does not parse and is rebuilt. Nothing is kept per container beyond its
+//! file name, six numbers and two paths.
+
+use crate::config::{self, ConfigFile, VzConfig};
+use crate::device::{self, Probe};
+use crate::log;
+use crate::paths;
+use std::collections::HashMap;
+use std::os::unix::fs::{DirEntryExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// The index's file name in `LOCKDIR`.
+pub const CACHE_NAME: &str = "vzfs-node.cache";
+/// The largest index read (1000 containers take about 200 KiB).
+pub const MAX_CACHE_BYTES: u64 = 32 << 20;
+/// Records younger than this when the index was built are not trusted.
+pub const RACY_NS: i128 = 2_000_000_000;
+const MAGIC: &str = "vzfs-node-cache 1";
+
+/// What a `stat` says of a file or directory, as far as the proofs use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    pub dev: u64,
+    pub ino: u64,
+    pub mode: u32,
+    pub size: u64,
+    pub mtime: i128,
+    pub ctime: i128,
+}
+
+impl Key {
+    pub fn of(m: &std::fs::Metadata) -> Key {
+        Key {
+            dev: m.dev(),
+            ino: m.ino(),
+            mode: m.mode(),
+            size: m.size(),
+            mtime: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+            ctime: m.ctime() as i128 * 1_000_000_000 + m.ctime_nsec() as i128,
+        }
+    }
+    fn lstat(p: &Path) -> Option<Key> {
+        std::fs::symlink_metadata(p).ok().map(|m| Key::of(&m))
+    }
+    /// Changed so close to `built` that a later change could leave it equal.
+    fn racy(&self, built: i128) -> bool {
+        self.mtime > built - RACY_NS || self.ctime > built - RACY_NS
+    }
+    fn encode(&self) -> String {
+        format!(
+            "{} {} {} {} {} {}",
+            self.dev, self.ino, self.mode, self.size, self.mtime, self.ctime
+        )
+    }
+    fn decode<'a>(w: &mut impl Iterator<Item = &'a str>) -> Option<Key> {
+        Some(Key {
+            dev: w.next()?.parse().ok()?,
+            ino: w.next()?.parse().ok()?,
+            mode: w.next()?.parse().ok()?,
+            size: w.next()?.parse().ok()?,
+            mtime: w.next()?.parse().ok()?,
+            ctime: w.next()?.parse().ok()?,
+        })
+    }
+}
+
+/// One container config as the index knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CtEntry {
+    /// `<CTID>.conf`.
+    pub name: String,
+    pub key: Key,
+    /// `None`: the config could not be read (warned each start, read again).
+    /// Else (key, configured path, canonical path) per area.
+    pub areas: Option<Vec<(&'static str, PathBuf, PathBuf)>>,
+}
+
+/// The parsed index.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeCache {
+    /// CLOCK_REALTIME nanoseconds when it was built.
+    pub built: i128,
+    pub dir: Option<Key>,
+    pub global: Option<Key>,
+    /// Directories above the cached canonical areas, as recorded.
+    pub ancestors: Vec<(PathBuf, Key)>,
+    pub cts: Vec<CtEntry>,
+    /// (fs type dir, device name, sysfs inode, UUID).
+    pub fs: Vec<(String, String, u64, String)>,
+}
+
+/// A path in the index: bytes as `\xHH` where they are not plain.
+pub fn escape(p: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut s = String::new();
+    for &b in p.as_os_str().as_bytes() {
+        if b.is_ascii_graphic() && b != b'\\' {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    if s.is_empty() {
+        s.push_str("\\x");
+    }
+    s
+}
+
+/// The inverse of [`escape`]; `None` for anything [`escape`] cannot write.
+pub fn unescape(s: &str) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    if s == "\\x" {
+        return Some(PathBuf::new());
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            let h = s.get(i + 2..i + 4)?;
+            if b.get(i + 1) != Some(&b'x') || !h.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return None;
+            }
+            out.push(u8::from_str_radix(h, 16).ok()?);
+            i += 4;
+        } else if b[i].is_ascii_graphic() {
+            out.push(b[i]);
+            i += 1;
+        } else {
+            return None;
+        }
+    }
+    Some(PathBuf::from(std::ffi::OsString::from_vec(out)))
+}
+
+fn area_key(k: &str) -> Option<&'static str> {
+    match k {
+        "VE_PRIVATE" => Some("VE_PRIVATE"),
+        "VE_ROOT" => Some("VE_ROOT"),
+        _ => None,
+    }
+}
+
+impl NodeCache {
+    /// The index as text.
+    pub fn render(&self) -> String {
+        let mut s = format!("{MAGIC}\nbuilt {}\n", self.built);
+        if let Some(d) = &self.dir {
+            s.push_str(&format!("dir {}\n", d.encode()));
+        }
+        if let Some(g) = &self.global {
+            s.push_str(&format!("global {}\n", g.encode()));
+        }
+        for (p, k) in &self.ancestors {
+            s.push_str(&format!("anc {} {}\n", escape(p), k.encode()));
+        }
+        for c in &self.cts {
+            s.push_str(&format!(
+                "ct {} {}",
+                escape(Path::new(&c.name)),
+                c.key.encode()
+            ));
+            match &c.areas {
+                None => s.push_str(" bad"),
+                Some(a) => {
+                    s.push_str(&format!(" {}", a.len()));
+                    for (k, conf, canon) in a {
+                        s.push_str(&format!(" {k} {} {}", escape(conf), escape(canon)));
+                    }
+                }
+            }
+            s.push('\n');
+        }
+        for (t, d, ino, u) in &self.fs {
+            s.push_str(&format!(
+                "fs {} {} {ino} {}\n",
+                escape(Path::new(t)),
+                escape(Path::new(d)),
+                escape(Path::new(u))
+            ));
+        }
+        s.push_str(&format!(
+            "end {} {} {}\n",
+            self.ancestors.len(),
+            self.cts.len(),
+            self.fs.len()
+        ));
+        s
+    }
+
+    /// Parses [`NodeCache::render`]'s text; `None` unless it is whole.
+    pub fn parse(text: &str) -> Option<NodeCache> {
+        let mut lines = text.split('\n');
+        if lines.next()? != MAGIC {
+            return None;
+        }
+        let mut c = NodeCache::default();
+        let mut ended = false;
+        let text_of = |p: PathBuf| p.into_os_string().into_string().ok();
+        for line in lines {
+            if ended {
+                if line.is_empty() {
+                    continue;
+                }
+                return None;
+            }
+            let mut w = line.split(' ');
+            match w.next()? {
+                "built" => c.built = w.next()?.parse().ok()?,
+                "dir" => c.dir = Some(Key::decode(&mut w)?),
+                "global" => c.global = Some(Key::decode(&mut w)?),
+                "anc" => {
+                    let p = unescape(w.next()?)?;
+                    c.ancestors.push((p, Key::decode(&mut w)?));
+                }
+                "ct" => {
+                    let name = text_of(unescape(w.next()?)?)?;
+                    let key = Key::decode(&mut w)?;
+                    let areas = match w.next()? {
+                        "bad" => None,
+                        n => {
+                            let n: usize = n.parse().ok()?;
+                            if n > 2 {
+                                return None;
+                            }
+                            let mut v = Vec::with_capacity(n);
+                            for _ in 0..n {
+                                let k = area_key(w.next()?)?;
+                                v.push((k, unescape(w.next()?)?, unescape(w.next()?)?));
+                            }
+                            Some(v)
+                        }
+                    };
+                    c.cts.push(CtEntry { name, key, areas });
+                }
+                "fs" => {
+                    let t = text_of(unescape(w.next()?)?)?;
+                    let d = text_of(unescape(w.next()?)?)?;
+                    let ino = w.next()?.parse().ok()?;
+                    let u = text_of(unescape(w.next()?)?)?;
+                    c.fs.push((t, d, ino, u));
+                }
+                "end" => {
+                    let counts: Vec<usize> = w.map(|x| x.parse().ok()).collect::<Option<_>>()?;
+                    if counts != [c.ancestors.len(), c.cts.len(), c.fs.len()] {
+                        return None;
+                    }
+                    ended = true;
+                    continue;
+                }
+                _ => return None,
+            }
+            if w.next().is_some() {
+                return None;
+            }
+        }
+        ended.then_some(c)
+    }
+
+    /// The index of `lockdir`, if it can be trusted to be root's own.
+    pub fn load(lockdir: &Path) -> Option<NodeCache> {
+        use std::io::Read;
+        let dm = std::fs::symlink_metadata(lockdir).ok()?;
+        if !dm.is_dir() || dm.uid() != 0 || dm.mode() & 0o022 != 0 {
+            return None;
+        }
+        let path = lockdir.join(CACHE_NAME);
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+            .open(&path)
+            .ok()?;
+        let m = f.metadata().ok()?;
+        if !m.is_file() || m.uid() != 0 || m.mode() & 0o022 != 0 || m.len() > MAX_CACHE_BYTES {
+            return None;
+        }
+        let mut text = String::with_capacity(m.len() as usize);
+        f.take(MAX_CACHE_BYTES).read_to_string(&mut text).ok()?;
+        NodeCache::parse(&text)
+    }
+
+    /// Writes the index into `lockdir` (temporary file, rename; no fsync).
+    /// Failures are only logged: the index is an optimisation.
+    pub fn store(&self, lockdir: &Path) {
+        use std::io::Write;
+        let Ok(dm) = std::fs::symlink_metadata(lockdir) else {
+            return;
+        };
+        if !dm.is_dir() || dm.uid() != 0 || dm.mode() & 0o022 != 0 {
+            return;
+        }
+        let path = lockdir.join(CACHE_NAME);
+        let tmp = lockdir.join(format!(".{CACHE_NAME}.{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        let r = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(self.render().as_bytes()))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = r {
+            let _ = std::fs::remove_file(&tmp);
+            log::debug(&format!("could not write {}: {e}", path.display()));
+        }
+    }
+}
+
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
+
+/// Every directory strictly above `p` (`/vz/private/101` -> `/`, `/vz`,
+/// `/vz/private`).
+fn ancestors_of(p: &Path) -> impl Iterator<Item = &Path> {
+    p.ancestors().skip(1)
+}
+
+/// The other containers' areas: (CTID, key, canonical path) of
+/// `VE_PRIVATE` and `VE_ROOT` of every `<CTID>.conf` in `scripts_dir` but
+/// `own`, each config merged with `global` (read from `global_path`) as
+/// vzctl merges them. A config that cannot be read is a warning naming it,
+/// never a reason to stop. Uses and refreshes the index of `lockdir`.
+pub fn other_areas(
+    scripts_dir: &Path,
+    global_path: &Path,
+    global: &ConfigFile,
+    own: &str,
+    lockdir: &Path,
+) -> crate::error::Result<Vec<(String, &'static str, PathBuf)>> {
+    let old = NodeCache::load(lockdir).unwrap_or_default();
+    let built = now_ns();
+    let dir_key = std::fs::metadata(scripts_dir)
+        .map(|m| Key::of(&m))
+        .map_err(|e| crate::error::Error::io("list container configs", scripts_dir, e))?;
+    let global_key = Key::lstat(global_path);
+    let trust_all = old.global.is_some() && old.global == global_key;
+    let old_cts: HashMap<&str, &CtEntry> = if trust_all {
+        old.cts.iter().map(|c| (c.name.as_str(), c)).collect()
+    } else {
+        HashMap::new()
+    };
+    // The names: the recorded ones while the directory is as recorded.
+    let names: Vec<String> = if trust_all && old.dir == Some(dir_key) && !dir_key.racy(old.built) {
+        old.cts.iter().map(|c| c.name.clone()).collect()
+    } else {
+        let rd = std::fs::read_dir(scripts_dir)
+            .map_err(|e| crate::error::Error::io("list container configs", scripts_dir, e))?;
+        let mut v: Vec<String> = rd
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| {
+                n.strip_suffix(".conf")
+                    .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    // Canonical paths recorded without symlinks stay true while every
+    // directory above them is as recorded.
+    let canon_ok = trust_all
+        && old
+            .ancestors
+            .iter()
+            .all(|(p, k)| !k.racy(old.built) && Key::lstat(p) == Some(*k));
+    let mut changed = !trust_all || old.dir != Some(dir_key);
+    let mut cts = Vec::with_capacity(names.len());
+    let mut out = Vec::new();
+    let canon = |p: &Path| {
+        paths::canonical_if_exists(p)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| p.to_path_buf())
+    };
+    for name in names {
+        let id = &name[..name.len() - ".conf".len()];
+        let path = scripts_dir.join(&name);
+        let Some(key) = Key::lstat(&path) else {
+            changed = true;
+            continue;
+        };
+        let cached = old_cts
+            .get(name.as_str())
+            .filter(|c| c.key == key && !key.racy(old.built) && c.areas.is_some());
+        let entry = match cached {
+            Some(c) => {
+                let areas = c.areas.as_ref().map(|a| {
+                    a.iter()
+                        .map(|(k, conf, cn)| {
+                            let cn = if canon_ok && cn == conf {
+                                cn.clone()
+                            } else {
+                                canon(conf)
+                            };
+                            (*k, conf.clone(), cn)
+                        })
+                        .collect()
+                });
+                if areas != c.areas {
+                    changed = true;
+                }
+                CtEntry {
+                    name: name.clone(),
+                    key,
+                    areas,
+                }
+            }
+            None => {
+                changed = true;
+                let areas = match config::read(&path) {
+                    Ok(f) => {
+                        let cfg = VzConfig::from_files(global.clone(), f, id);
+                        let mut v = Vec::new();
+                        for k in ["VE_PRIVATE", "VE_ROOT"] {
+                            if let Ok(Some(p)) = cfg.path_value(k) {
+                                let c = canon(&p);
+                                v.push((area_key(k).expect("known key"), p, c));
+                            }
+                        }
+                        Some(v)
+                    }
+                    Err(e) => {
+                        if id != own {
+                            log::warn(&format!(
+                                "skipping the config of CT {id} in the check of other containers' areas: {e}"
+                            ));
+                        }
+                        None
+                    }
+                };
+                CtEntry {
+                    name: name.clone(),
+                    key,
+                    areas,
+                }
+            }
+        };
+        if id != own {
+            for (k, _, c) in entry.areas.iter().flatten() {
+                out.push((id.to_string(), *k, c.clone()));
+            }
+        }
+        if key.racy(built) {
+            changed = true;
+        }
+        cts.push(entry);
+    }
+    if !canon_ok {
+        changed = true;
+    }
+    if changed {
+        let mut anc: Vec<PathBuf> = cts
+            .iter()
+            .flat_map(|c| c.areas.iter().flatten())
+            .filter(|(_, conf, cn)| conf == cn)
+            .flat_map(|(_, conf, _)| ancestors_of(conf).map(Path::to_path_buf))
+            .collect();
+        anc.sort();
+        anc.dedup();
+        let ancestors = anc
+            .into_iter()
+            .filter_map(|p| Key::lstat(&p).map(|k| (p, k)))
+            .collect();
+        let new = NodeCache {
+            built,
+            dir: Some(dir_key),
+            global: global_key,
+            ancestors,
+            cts,
+            fs: old.fs,
+        };
+        new.store(lockdir);
+    }
+    Ok(out)
+}
+
+/// The UUID of every mounted filesystem listed in `sysfs_dir`
+/// (`/sys/fs/ext4`, `/sys/fs/xfs`) but `skip`: (device node, UUID), from
+/// the index where the kernel's entry for that mount is the one recorded,
+/// else read from the device (and recorded).
+pub fn mounted_uuids(sysfs_dir: &str, skip: &Path, lockdir: &Path) -> Vec<(PathBuf, String)> {
+    let Ok(rd) = std::fs::read_dir(sysfs_dir) else {
+        return Vec::new();
+    };
+    let mut cache = NodeCache::load(lockdir);
+    let known: HashMap<(String, u64), String> = cache
+        .iter()
+        .flat_map(|c| c.fs.iter())
+        .filter(|(t, ..)| t == sysfs_dir)
+        .map(|(_, d, ino, u)| ((d.clone(), *ino), u.clone()))
+        .collect();
+    let mut out = Vec::new();
+    let mut fresh = Vec::new();
+    let mut changed = false;
+    for e in rd.flatten() {
+        let Ok(name) = e.file_name().into_string() else {
+            continue;
+        };
+        if name == "features" {
+            continue;
+        }
+        let node = Path::new("/dev").join(&name);
+        if node == skip {
+            continue;
+        }
+        let ino = e.ino();
+        let uuid = match known.get(&(name.clone(), ino)) {
+            Some(u) => Some(u.clone()),
+            None => {
+                changed = true;
+                let is_block = std::fs::metadata(&node)
+                    .map(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
+                    .unwrap_or(false);
+                match device::probe_mounted(&node) {
+                    Ok(Probe::Fs(f)) if is_block => f.uuid,
+                    _ => None,
+                }
+            }
+        };
+        if let Some(u) = uuid {
+            fresh.push((sysfs_dir.to_string(), name.clone(), ino, u.clone()));
+            out.push((node, u));
+        }
+    }
+    let stale = known.len() != fresh.len();
+    if changed || stale {
+        let c = cache.get_or_insert_with(NodeCache::default);
+        c.fs.retain(|(t, ..)| t != sysfs_dir);
+        c.fs.extend(fresh);
+        c.store(lockdir);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_round_trip() {
+        for p in ["/vz/private/101", "/a b/\n\\x/é", ""] {
+            let e = escape(Path::new(p));
+            assert!(!e.contains(' ') && !e.contains('\n'), "{e}");
+            assert_eq!(unescape(&e), Some(PathBuf::from(p)), "{p:?}");
+        }
+        assert_eq!(unescape("a\\xZZ"), None);
+        assert_eq!(unescape("a b"), None);
+    }
+
+    #[test]
+    fn render_parse_round_trip_and_torn_files() {
+        let k = Key {
+            dev: 1,
+            ino: 2,
+            mode: 0o100644,
+            size: 3,
+            mtime: 4,
+            ctime: -5,
+        };
+        let c = NodeCache {
+            built: 99,
+            dir: Some(k),
+            global: None,
+            ancestors: vec![(PathBuf::from("/vz"), k)],
+            cts: vec![
+                CtEntry {
+                    name: "101.conf".into(),
+                    key: k,
+                    areas: Some(vec![(
+                        "VE_PRIVATE",
+                        PathBuf::from("/vz/private/101"),
+                        PathBuf::from("/vz/private/101"),
+                    )]),
+                },
+                CtEntry {
+                    name: "102.conf".into(),
+                    key: k,
+                    areas: None,
+                },
+            ],
+            fs: vec![("/sys/fs/ext4".into(), "loop1".into(), 77, "ab-cd".into())],
+        };
+        let t = c.render();
+        assert_eq!(NodeCache::parse(&t), Some(c.clone()));
+        // torn anywhere: refused
+        for cut in 0..t.len() - 1 {
+            assert_eq!(NodeCache::parse(&t[..cut]), None, "cut at {cut}");
+        }
+        assert_eq!(NodeCache::parse(&t.replace("end 1 2 1", "end 1 3 1")), None);
+        assert_eq!(NodeCache::parse(&format!("{t}ct x\n")), None);
+    }
+}
