@@ -1235,6 +1235,9 @@ fn scale_tiers(lab: &mut Lab, o: &Opts, name: &str, methods: &[Method]) -> Res<V
         let mut lines = Vec::new();
         for &n in OTHERS {
             lab.set_others(n, OTHERS_MOUNTED.min(n))?;
+            // As on a node: configs and directories older than the node
+            // index's 2 s "racy" margin (vzfs::nodecache::RACY_NS).
+            std::thread::sleep(Duration::from_millis(2100));
             let s = interleaved(lab, methods, &node, o.warmup, o.pairs)?;
             println!("   {n} other containers:");
             let rows: Vec<(&str, &Samples)> =
