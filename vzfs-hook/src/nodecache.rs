@@ -548,7 +548,8 @@ pub fn mounted_uuids(sysfs_dir: &str, skip: &Path, lockdir: &Path) -> Vec<(PathB
         let uuid = match known.get(&(name.clone(), ino)) {
             Some(u) => Some(u.clone()),
             None => {
-                changed = true;
+                // read every time while it cannot be read (no node here);
+                // the index changes only for what was learnt
                 let is_block = std::fs::metadata(&node)
                     .map(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
                     .unwrap_or(false);
@@ -559,6 +560,7 @@ pub fn mounted_uuids(sysfs_dir: &str, skip: &Path, lockdir: &Path) -> Vec<(PathB
             }
         };
         if let Some(u) = uuid {
+            changed |= !known.contains_key(&(name.clone(), ino));
             fresh.push((sysfs_dir.to_string(), name.clone(), ino, u.clone()));
             out.push((node, u));
         }
