@@ -343,6 +343,27 @@ impl NodeCache {
     }
 }
 
+/// The index as this process last read or wrote it, so premount reads the
+/// file once for both of its uses.
+static CURRENT: std::sync::Mutex<Option<(PathBuf, NodeCache)>> = std::sync::Mutex::new(None);
+
+fn load_current(lockdir: &Path) -> Option<NodeCache> {
+    let mut cur = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
+    match &*cur {
+        Some((d, c)) if d == lockdir => Some(c.clone()),
+        _ => {
+            let c = NodeCache::load(lockdir)?;
+            *cur = Some((lockdir.to_path_buf(), c.clone()));
+            Some(c)
+        }
+    }
+}
+
+fn store_current(lockdir: &Path, c: NodeCache) {
+    c.store(lockdir);
+    *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = Some((lockdir.to_path_buf(), c));
+}
+
 fn now_ns() -> i128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -368,13 +389,15 @@ pub fn other_areas(
     own: &str,
     lockdir: &Path,
 ) -> crate::error::Result<Vec<(String, &'static str, PathBuf)>> {
-    let old = NodeCache::load(lockdir).unwrap_or_default();
+    let old = load_current(lockdir).unwrap_or_default();
     let built = now_ns();
     let dir_key = std::fs::metadata(scripts_dir)
         .map(|m| Key::of(&m))
         .map_err(|e| crate::error::Error::io("list container configs", scripts_dir, e))?;
     let global_key = Key::lstat(global_path);
-    let trust_all = old.global.is_some() && old.global == global_key;
+    let trust_all = old.built != 0
+        && old.global == global_key
+        && !global_key.is_some_and(|k| k.racy(old.built));
     let old_cts: HashMap<&str, &CtEntry> = if trust_all {
         old.cts.iter().map(|c| (c.name.as_str(), c)).collect()
     } else {
@@ -398,13 +421,16 @@ pub fn other_areas(
         v
     };
     // Canonical paths recorded without symlinks stay true while every
-    // directory above them is as recorded.
+    // directory above them is as recorded (and recorded: an index that
+    // leaves one out proves nothing for that path).
     let canon_ok = trust_all
         && old
             .ancestors
             .iter()
             .all(|(p, k)| !k.racy(old.built) && Key::lstat(p) == Some(*k));
-    let mut changed = !trust_all || old.dir != Some(dir_key);
+    let proven: std::collections::HashSet<&Path> =
+        old.ancestors.iter().map(|(p, _)| p.as_path()).collect();
+    let mut changed = !trust_all || old.dir != Some(dir_key) || dir_key.racy(built);
     let mut cts = Vec::with_capacity(names.len());
     let mut out = Vec::new();
     let canon = |p: &Path| {
@@ -428,7 +454,10 @@ pub fn other_areas(
                 let areas = c.areas.as_ref().map(|a| {
                     a.iter()
                         .map(|(k, conf, cn)| {
-                            let cn = if canon_ok && cn == conf {
+                            let cn = if canon_ok
+                                && cn == conf
+                                && ancestors_of(conf).all(|a| proven.contains(a))
+                            {
                                 cn.clone()
                             } else {
                                 canon(conf)
@@ -510,7 +539,7 @@ pub fn other_areas(
             cts,
             fs: old.fs,
         };
-        new.store(lockdir);
+        store_current(lockdir, new);
     }
     Ok(out)
 }
@@ -523,7 +552,7 @@ pub fn mounted_uuids(sysfs_dir: &str, skip: &Path, lockdir: &Path) -> Vec<(PathB
     let Ok(rd) = std::fs::read_dir(sysfs_dir) else {
         return Vec::new();
     };
-    let mut cache = NodeCache::load(lockdir);
+    let cache = load_current(lockdir);
     let known: HashMap<(String, u64), String> = cache
         .iter()
         .flat_map(|c| c.fs.iter())
@@ -567,10 +596,10 @@ pub fn mounted_uuids(sysfs_dir: &str, skip: &Path, lockdir: &Path) -> Vec<(PathB
     }
     let stale = known.len() != fresh.len();
     if changed || stale {
-        let c = cache.get_or_insert_with(NodeCache::default);
+        let mut c = cache.unwrap_or_default();
         c.fs.retain(|(t, ..)| t != sysfs_dir);
         c.fs.extend(fresh);
-        c.store(lockdir);
+        store_current(lockdir, c);
     }
     out
 }
