@@ -288,3 +288,88 @@ fn evacuate_refusals_before_any_change() {
     assert_eq!(whole(&lab, "102", &l102, &s102, &c102), "a");
     lab.teardown().unwrap();
 }
+
+/// SIGINT during an evacuation (2 jobs, 3 containers): CT 101, paused
+/// before its handoff, is interrupted and undone; CT 102, paused inside
+/// its handoff, finishes on b; CT 103 never starts. Exit 24, the table
+/// says what is where.
+#[test]
+fn evacuate_sigint_stops_the_queue() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+    let Some(lab) = lab("evacuate_sigint_stops_the_queue") else {
+        return;
+    };
+    let a = lab.host("a");
+    let cts = three(&lab);
+    let mut cmd = a.command(&["vzfs-migrate", "--evacuate", "b", "--jobs", "2"]);
+    cmd.env(
+        "VZFS_FAILPOINTS",
+        "101@after:stop-src=sleep(1500);102@after:dst-device-mount=sleep(1500)",
+    );
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stderr = String::new();
+    let end = Instant::now() + Duration::from_secs(60);
+    while !(stderr.contains("failpoint after:stop-src: sleeping")
+        && stderr.contains("failpoint after:dst-device-mount: sleeping"))
+    {
+        let left = end.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                stderr.push_str(&l);
+                stderr.push('\n');
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the failpoints were not reached: {stderr}");
+            }
+        }
+    }
+    let pid = child.id();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    assert_eq!(comm.trim(), "vzfs-migrate", "pid {pid} is not vzfs-migrate");
+    // SAFETY: kill(2) of our own child.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGINT) }, 0);
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    let st = child.wait().unwrap();
+    while let Ok(l) = rx.recv_timeout(Duration::from_secs(10)) {
+        stderr.push_str(&l);
+        stderr.push('\n');
+    }
+    assert_eq!(st.code(), Some(24), "{out}\n{stderr}");
+    assert!(stderr.contains("SIGINT stopped the queue"), "{stderr}");
+    assert!(!stderr.contains("CT 103 -> b: started"), "{stderr}");
+    let result = |id: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{id} ")))
+            .and_then(|l| l.split_whitespace().last())
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(result("101"), "undone", "{out}");
+    assert_eq!(result("102"), "migrated", "{out}");
+    assert_eq!(result("103"), "not-started", "{out}");
+    for c in &cts {
+        let want = if c.id == "102" { "b" } else { "a" };
+        assert_eq!(
+            whole(&lab, c.id, &c.lun, &c.status, &c.conf),
+            want,
+            "CT {}",
+            c.id
+        );
+    }
+    let _ = lab.host("b").vzctl(&["stop", "102"]);
+    lab.teardown().unwrap();
+}
