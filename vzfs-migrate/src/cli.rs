@@ -1,8 +1,10 @@
 //! Command line of `vzfs-migrate`: stock vzmigrate's options and exit codes
 //! plus ours, parsed with clap into validated [`Options`].
 //!
-//! `vzfs-migrate [options] TARGET_HOST CTID`, `vzfs-migrate --recover CTID`,
-//! and `vzfs-migrate helper ...` (the target side, run over ssh; see
+//! `vzfs-migrate [options] TARGET_HOST CTID`, several containers at once
+//! (`TARGET_HOST CTID...`, `--to T1,T2 CTID...`, `--evacuate TARGET_HOST`,
+//! `--evacuate --to T1,T2`: [`crate::batch`]), `vzfs-migrate --recover
+//! CTID|all`, and `vzfs-migrate helper ...` (the target side, run over ssh; see
 //! [`crate::helper`]).
 
 use crate::error::{Error, Result};
@@ -16,12 +18,18 @@ use clap::{ArgAction, Parser};
     after_help = "Scenarios: a shared->shared; b shared->insulated (--dst-device); \
 c insulated->shared (--dst-shared); d1 insulated->insulated (--dst-device with another filesystem); \
 d2 insulated->insulated on the same SAN device (default for an insulated container).\n\
+Several containers: `vzfs-migrate [options] TARGET_HOST CTID CTID...`, `--to T1,T2 CTID...`, \
+`--evacuate TARGET_HOST` or `--evacuate --to T1,T2` (every container of this node; spread over the targets \
+round robin in CTID order); --jobs migrations at once, of which --copy-jobs copies (a, b, c, d1). \
+Recover every unfinished migration of this node with `--recover all`.\n\
 Exit codes: 1 usage, 2 CT stopped (--online) or a config file error (as vzfs-hook's 2), 4 cannot connect, 6 copy failed, \
 7 start on target failed, 8 stop on source failed, 9 CT exists on target, 10 no such CT, \
 12 IP address in use on target, 13 disk quota (vzdqdump/vzdqload) failed, 14 target lacks vzctl, the same vzfs-migrate or vzfs-hook as its premount/postumount scripts, 15 apply config, 16 ploop unsupported, \
 19 cannot read remote config, 20 locked or unfinished journal (--recover), 21 device check, \
-22 device mount/umount, 23 undo incomplete (--recover), 24 interrupted, 25 system error.\n\
-Failpoints for tests: VZFS_FAILPOINTS=\"before:STEP=fail;after:STEP=crash;undo:STEP=fail;after:STEP=sleep(MS)\"."
+22 device mount/umount, 23 undo incomplete (--recover), 24 interrupted, 25 system error, \
+26 several containers: some did not move (see the table).\n\
+Failpoints for tests: VZFS_FAILPOINTS=\"before:STEP=fail;after:STEP=crash;undo:STEP=fail;after:STEP=sleep(MS)\" \
+(CTID@NAME: that container only)."
 )]
 pub struct Cli {
     /// Remove the source's private area after a successful migration
@@ -88,9 +96,34 @@ pub struct Cli {
     #[arg(long = "dump-device", value_name = "DEV")]
     pub dump_device: Option<String>,
 
-    /// Finish the undo (or the commit) of an interrupted migration from its journal.
-    #[arg(long = "recover", value_name = "CTID")]
+    /// Finish the undo (or the commit) of an interrupted migration from its
+    /// journal; `all`: every unfinished migration of this node (e.g. of an
+    /// interrupted evacuation), one after the other.
+    #[arg(long = "recover", value_name = "CTID|all")]
     pub recover: Option<String>,
+
+    /// Move every container of this node (to TARGET_HOST, or spread over
+    /// the --to targets).
+    #[arg(long = "evacuate")]
+    pub evacuate: bool,
+
+    /// Several targets, comma-separated: the containers are spread over
+    /// them round robin, in CTID order (no TARGET_HOST argument then).
+    #[arg(long = "to", value_name = "T1,T2", value_delimiter = ',')]
+    pub to: Vec<String>,
+
+    /// Several containers: how many migrations run at once (one ssh master
+    /// and one helper session per target serve them all).
+    #[arg(long = "jobs", value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub jobs: u16,
+
+    /// Several containers: how many of the running migrations may copy
+    /// data (scenarios a, b, c, d1; they compete for the network and the
+    /// disks); SAN handoffs (d2) take the other --jobs slots.
+    #[arg(long = "copy-jobs", value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub copy_jobs: u16,
 
     /// Print a machine-readable summary (JSON) on stdout.
     #[arg(long = "json")]
@@ -139,15 +172,28 @@ pub struct Cli {
     )]
     pub journal_dir: Option<std::path::PathBuf>,
 
-    /// TARGET_HOST CTID
-    #[arg(value_name = "TARGET_HOST CTID", num_args = 0..=2)]
+    /// TARGET_HOST CTID... (CTID... with --to; TARGET_HOST only with --evacuate)
+    #[arg(value_name = "TARGET_HOST CTID", num_args = 0..)]
     pub positional: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
-    Migrate { target: String, ctid: u32 },
-    Recover { ctid: u32 },
+    Migrate {
+        target: String,
+        ctid: u32,
+    },
+    /// Several containers ([`crate::batch`]): to `targets` (round robin);
+    /// `ctids` None: every container of this node (`--evacuate`).
+    Batch {
+        targets: Vec<String>,
+        ctids: Option<Vec<u32>>,
+    },
+    Recover {
+        ctid: u32,
+    },
+    /// `--recover all`: every journal of this node.
+    RecoverAll,
 }
 
 /// Validated options.
@@ -172,6 +218,9 @@ pub struct Options {
     pub vzctl: String,
     pub cpt_dir: std::path::PathBuf,
     pub journal_dir: Option<std::path::PathBuf>,
+    /// Several containers: migrations at once, of which copies.
+    pub jobs: usize,
+    pub copy_jobs: usize,
 }
 
 pub fn parse_ctid(s: &str) -> Result<u32> {
@@ -185,25 +234,19 @@ pub fn parse_ctid(s: &str) -> Result<u32> {
 
 impl Cli {
     pub fn into_options(self, stdout_is_tty: bool) -> Result<Options> {
-        let mode = match (&self.recover, self.positional.len()) {
-            (Some(c), 0) => Mode::Recover {
-                ctid: parse_ctid(c)?,
-            },
-            (Some(_), _) => {
+        let mode = self.mode()?;
+        if let Mode::Batch { .. } = mode {
+            if self.dst_device.is_some() {
                 return Err(Error::Usage(
-                    "--recover CTID takes no TARGET_HOST/CTID arguments".into(),
-                ))
+                    "--dst-device names one container's device: it cannot serve several containers (migrate that one alone)".into(),
+                ));
             }
-            (None, 2) => Mode::Migrate {
-                target: self.positional[0].clone(),
-                ctid: parse_ctid(&self.positional[1])?,
-            },
-            (None, _) => {
+            if self.dump_device.is_some() {
                 return Err(Error::Usage(
-                    "expected TARGET_HOST CTID (see --help)".into(),
-                ))
+                    "--dump-device serves one online migration at a time: it cannot serve several containers (migrate those alone)".into(),
+                ));
             }
-        };
+        }
         if self.dst_shared && self.dst_device.is_some() {
             return Err(Error::Usage(
                 "--dst-shared and --dst-device exclude each other".into(),
@@ -240,7 +283,91 @@ impl Cli {
             vzctl: self.vzctl,
             cpt_dir: self.cpt_dir,
             journal_dir: self.journal_dir,
+            jobs: self.jobs.into(),
+            copy_jobs: self.copy_jobs.into(),
         })
+    }
+
+    /// What the positional arguments, `--recover`, `--evacuate` and
+    /// `--to` ask for.
+    fn mode(&self) -> Result<Mode> {
+        let pos = &self.positional;
+        if let Some(c) = &self.recover {
+            if !pos.is_empty() || self.evacuate || !self.to.is_empty() {
+                return Err(Error::Usage(
+                    "--recover CTID|all takes no TARGET_HOST/CTID arguments, --evacuate or --to"
+                        .into(),
+                ));
+            }
+            return Ok(if c == "all" {
+                Mode::RecoverAll
+            } else {
+                Mode::Recover {
+                    ctid: parse_ctid(c)?,
+                }
+            });
+        }
+        let mut targets: Vec<String> = Vec::new();
+        for t in &self.to {
+            let t = t.trim();
+            if t.is_empty() {
+                return Err(Error::Usage("--to: an empty target name".into()));
+            }
+            if targets.iter().any(|x| x == t) {
+                return Err(Error::Usage(format!("--to: target {t} is named twice")));
+            }
+            targets.push(t.to_string());
+        }
+        let ct_args: &[String] = if targets.is_empty() {
+            match pos.split_first() {
+                Some((t, rest)) => {
+                    targets.push(t.clone());
+                    rest
+                }
+                None => {
+                    return Err(Error::Usage(
+                        "expected TARGET_HOST CTID (see --help)".into(),
+                    ))
+                }
+            }
+        } else {
+            pos
+        };
+        if self.evacuate {
+            if !ct_args.is_empty() {
+                return Err(Error::Usage(format!(
+                    "--evacuate moves every container of this node: no CTID arguments ({}); name the containers without --evacuate to move only those",
+                    ct_args.join(" ")
+                )));
+            }
+            return Ok(Mode::Batch {
+                targets,
+                ctids: None,
+            });
+        }
+        let mut ctids: Vec<u32> = Vec::new();
+        for a in ct_args {
+            let c = parse_ctid(a)?;
+            if ctids.contains(&c) {
+                return Err(Error::Usage(format!(
+                    "CT {c} is named twice: each container can be migrated once"
+                )));
+            }
+            ctids.push(c);
+        }
+        match (ctids.as_slice(), targets.len()) {
+            ([], _) => Err(Error::Usage(
+                "expected TARGET_HOST CTID (see --help)".into(),
+            )),
+            ([c], 1) if self.to.is_empty() => Ok(Mode::Migrate {
+                target: targets[0].clone(),
+                ctid: *c,
+            }),
+            _ => Ok(Mode::Batch {
+                targets,
+                ctids: Some(ctids),
+            }),
+        }
     }
 }
 
@@ -358,6 +485,65 @@ mod tests {
                 Err(Err(e)) => assert_eq!(e.exit_code(), 1, "{args:?}: {e}"),
                 other => panic!("{args:?}: expected a usage error, got {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn several_containers() {
+        let o = p(&["hn2", "101", "102", "--jobs", "8"]).unwrap();
+        assert_eq!(
+            o.mode,
+            Mode::Batch {
+                targets: vec!["hn2".into()],
+                ctids: Some(vec![101, 102])
+            }
+        );
+        assert_eq!((o.jobs, o.copy_jobs), (8, 1));
+        let o = p(&["--evacuate", "hn2"]).unwrap();
+        assert_eq!(
+            o.mode,
+            Mode::Batch {
+                targets: vec!["hn2".into()],
+                ctids: None
+            }
+        );
+        assert_eq!((o.jobs, o.copy_jobs), (4, 1));
+        let o = p(&["--evacuate", "--to", "hn2,hn3", "--copy-jobs", "2"]).unwrap();
+        assert_eq!(
+            o.mode,
+            Mode::Batch {
+                targets: vec!["hn2".into(), "hn3".into()],
+                ctids: None
+            }
+        );
+        assert_eq!(o.copy_jobs, 2);
+        // --to with one CTID is still a batch (the targets list decides)
+        let o = p(&["--to", "hn2", "7"]).unwrap();
+        assert!(matches!(o.mode, Mode::Batch { .. }));
+        assert_eq!(p(&["--recover", "all"]).unwrap().mode, Mode::RecoverAll);
+    }
+
+    #[test]
+    fn several_containers_usage_errors() {
+        for args in [
+            &["hn2", "101", "102", "101"][..],
+            &["--evacuate", "hn2", "101"],
+            &["--evacuate"],
+            &["--to", "hn2,hn2", "1"],
+            &["--to", "hn2"],
+            &["--jobs", "0", "hn2", "1", "2"],
+            &["--copy-jobs", "33", "hn2", "1", "2"],
+            &["--dst-device", "/dev/x", "hn2", "1", "2"],
+            &["--recover", "all", "--evacuate"],
+        ] {
+            match p(args) {
+                Err(Err(e)) => assert_eq!(e.exit_code(), 1, "{args:?}: {e}"),
+                other => panic!("{args:?}: expected a usage error, got {other:?}"),
+            }
+        }
+        match p(&["hn2", "5", "5"]) {
+            Err(Err(e)) => assert!(e.to_string().contains("CT 5 is named twice"), "{e}"),
+            other => panic!("{other:?}"),
         }
     }
 

@@ -19,6 +19,7 @@ use crate::plan::{self, CtState, PlanInput, Scenario, Side, Step};
 use crate::runner;
 use crate::transport::{self, Ssh};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 use vzfs::config::{self, VzEtc};
 
@@ -95,14 +96,30 @@ fn edited_config(src_conf: &Path, sets: &[(&str, String)], removes: &[&str]) -> 
     res
 }
 
-struct Prepared {
-    job: Job,
+/// A migration that passed every check: its job (plan included), what to
+/// install on the target, and the target's handle.
+pub(crate) struct Prepared {
+    pub(crate) job: Job,
     install: InstallConfig,
-    remote: Remote,
+    remote: Arc<Remote>,
 }
 
-/// All checks; builds the job and the plan. Changes nothing.
-fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepared> {
+/// Close a target handle unless other migrations still share it.
+pub(crate) fn close_remote(r: Arc<Remote>) {
+    if let Ok(r) = Arc::try_unwrap(r) {
+        r.close();
+    }
+}
+
+/// All checks; builds the job and the plan. Changes nothing. `shared`:
+/// the target's handle of a batch (else one is opened for this container).
+pub(crate) fn prepare(
+    opts: &Options,
+    etc: &VzEtc,
+    target: &str,
+    ctid: u32,
+    shared: Option<Arc<Remote>>,
+) -> Result<Prepared> {
     let id = ctid.to_string();
     let (cfg, fs) = hostops::ct_fs(etc, ctid)?;
     cfg.check_vzfs_keys()
@@ -206,8 +223,18 @@ fn prepare(opts: &Options, etc: &VzEtc, target: &str, ctid: u32) -> Result<Prepa
     };
 
     // the target
-    let ssh = Ssh::connect_for(target, opts.ssh.as_deref(), &id)?;
-    let remote = Remote::open(ssh, opts.remote_helper.clone(), opts.vzctl.clone(), None)?;
+    let remote = match shared {
+        Some(r) => r,
+        None => {
+            let ssh = Ssh::connect_for(target, opts.ssh.as_deref(), &id)?;
+            Arc::new(Remote::open(
+                ssh,
+                opts.remote_helper.clone(),
+                opts.vzctl.clone(),
+                None,
+            )?)
+        }
+    };
     let conf_text = std::fs::read(&src_conf)
         .map_err(|e| Error::io(Kind::System, "cannot read", &src_conf, e))?;
     let mut fargs: Vec<String> = vec![
@@ -848,12 +875,15 @@ pub fn run(opts: &Options, etc: &VzEtc) -> Summary {
             sum.ctid = *ctid;
             recover(opts, etc, *ctid, &mut sum)
         }
+        Mode::Batch { .. } | Mode::RecoverAll => Err(Error::Usage(
+            "several containers are migrated by batch::run".into(),
+        )),
     };
     sum.finish(res, t0);
     sum
 }
 
-fn lockdir_of(etc: &VzEtc, ctid: u32) -> Result<PathBuf> {
+pub(crate) fn lockdir_of(etc: &VzEtc, ctid: u32) -> Result<PathBuf> {
     match hostops::ct_fs(etc, ctid) {
         Ok((_, fs)) => Ok(fs.lockdir),
         Err(_) => helper::global_lockdir(etc),
@@ -886,26 +916,44 @@ fn migrate_locked(
     jdir: &Path,
     sum: &mut Summary,
 ) -> Result<()> {
-    let fp = Failpoints::from_env()?;
+    let fp = Failpoints::from_env()?.for_ct(ctid);
     // we hold the container's lock: a master connection of this container
     // whose owner is dead is a killed run's leftover
     for m in transport::reap_stale_masters(&ctid.to_string()) {
         say(&m);
     }
-    let p = prepare(opts, etc, target, ctid)?;
+    let p = prepare(opts, etc, target, ctid, None)?;
+    run_prepared(opts, p, jdir, &fp, sum)
+}
+
+/// Record what `p` will do in the summary (scenario, state, plan text).
+pub(crate) fn describe_prepared(opts: &Options, p: &Prepared, sum: &mut Summary) {
     sum.scenario = Some(p.job.plan.scenario.name().into());
     sum.state = Some(p.job.plan.state.name().into());
-    let text = p.job.plan.display(opts.keep_dst).to_string();
-    sum.plan = Some(text.clone());
+    sum.plan = Some(p.job.plan.display(opts.keep_dst).to_string());
+}
+
+/// Run a prepared migration (the caller holds the container's lock; the
+/// journal goes into `jdir`): `--check-only` prints the plan; else the
+/// journal is created and the plan executed, undone on failure.
+pub(crate) fn run_prepared(
+    opts: &Options,
+    p: Prepared,
+    jdir: &Path,
+    fp: &Failpoints,
+    sum: &mut Summary,
+) -> Result<()> {
+    let (ctid, target) = (p.job.ctid, p.job.target.clone());
+    describe_prepared(opts, &p, sum);
     if opts.check_only {
         if !opts.json {
-            print!("{text}");
+            print!("{}", sum.plan.as_deref().unwrap_or_default());
         }
         say(&format!(
             "check only: every check passed, nothing was changed (CT {ctid} -> {target})"
         ));
         sum.result = "checked".into();
-        p.remote.close();
+        close_remote(p.remote);
         return Ok(());
     }
     say(&format!(
@@ -916,7 +964,9 @@ fn migrate_locked(
     let mut j = Journal::create(jdir, ctid, &p.job)?;
     let mut ctx = Ctx::new(p.job, Some(p.remote), Some(p.install));
     sum.result = "running".into();
-    let r = execute(&mut ctx, &mut j, &fp, sum);
+    transport::set_child_tag(Some(ctid));
+    let r = execute(&mut ctx, &mut j, fp, sum);
+    transport::set_child_tag(None);
     match &r {
         Ok(()) => {
             j.remove()?;
@@ -933,13 +983,13 @@ fn migrate_locked(
         }
     }
     if let Some(r) = ctx.take_remote() {
-        r.close();
+        close_remote(r);
     }
     r
 }
 
 fn recover(opts: &Options, etc: &VzEtc, ctid: u32, sum: &mut Summary) -> Result<()> {
-    let fp = Failpoints::from_env()?;
+    let fp = Failpoints::from_env()?.for_ct(ctid);
     let lockdir = lockdir_of(etc, ctid)?;
     let jdir = journal_dir(opts, &lockdir);
     let jpath = journal::journal_path(&jdir, ctid);
@@ -960,6 +1010,7 @@ fn recover(opts: &Options, etc: &VzEtc, ctid: u32, sum: &mut Summary) -> Result<
         for m in transport::reap_stale_masters(&ctid.to_string()) {
             say(&m);
         }
+        transport::wait_orphaned_child(ctid, std::time::Duration::from_secs(600))?;
         let st = journal::read(&jpath)?;
         let job: Job = serde_json::from_value(st.header.clone()).map_err(|e| {
             Error::check(
@@ -986,7 +1037,7 @@ fn recover(opts: &Options, etc: &VzEtc, ctid: u32, sum: &mut Summary) -> Result<
         }
         let r = runner::recover(&mut Migration::new(&mut ctx), j, &fp, sum);
         if let Some(r) = ctx.take_remote() {
-            r.close();
+            close_remote(r);
         }
         r
     })();

@@ -26,6 +26,7 @@
 //! | 23 | the undo did not complete: the journal is kept, run `--recover` |
 //! | 24 | interrupted by a signal (the migration was undone) |
 //! | 25 | system error (journal, lock file, local I/O) |
+//! | 26 | several containers (`--evacuate`, `TARGET CTID CTID...`): some did not move (refused by the checks, failed and undone, or not started); the table says which and why |
 
 use std::path::PathBuf;
 
@@ -53,6 +54,8 @@ pub mod code {
     pub const UNDO_INCOMPLETE: i32 = 23;
     pub const INTERRUPTED: i32 = 24;
     pub const SYSTEM: i32 = 25;
+    /// Several containers: some did not move (see [`crate::batch`]).
+    pub const SOME_NOT_MOVED: i32 = 26;
 }
 
 /// What an error is about, for the exit code.

@@ -12,6 +12,11 @@
 //!   send a signal in a given phase); a line `failpoint NAME: sleeping MS
 //!   ms` on stderr says it started.
 //!
+//! A name prefixed with `CTID@` (`102@after:src-device-umount=fail`)
+//! applies to the migration of that container only, among the several of
+//! one run (`--evacuate`, several CTIDs); [`Failpoints::for_ct`] picks
+//! them. Unprefixed names apply to every container.
+//!
 //! `VZFS_FAILPOINTS_FILE` names a file with the same syntax (one pair per
 //! line allowed), read in addition. Nothing is active when neither is set.
 
@@ -66,12 +71,18 @@ impl Failpoints {
                 },
             };
             let name = name.trim();
+            let (scope, name) = match name.split_once('@') {
+                Some((ct, rest)) if !ct.is_empty() && ct.chars().all(|c| c.is_ascii_digit()) => {
+                    (format!("{ct}@"), rest)
+                }
+                _ => (String::new(), name),
+            };
             let name = if name.contains(':') {
                 name.to_string()
             } else {
                 format!("before:{name}")
             };
-            map.insert(name, action);
+            map.insert(format!("{scope}{name}"), action);
         }
         Ok(Failpoints { map })
     }
@@ -86,6 +97,24 @@ impl Failpoints {
             spec.push_str(&text);
         }
         Failpoints::parse(&spec)
+    }
+
+    /// The failpoints of container `ctid`'s migration: the unprefixed ones
+    /// and those prefixed `CTID@` (prefix removed; they win).
+    pub fn for_ct(&self, ctid: u32) -> Failpoints {
+        let mine = format!("{ctid}@");
+        let mut map: BTreeMap<String, Action> = self
+            .map
+            .iter()
+            .filter(|(k, _)| !k.contains('@'))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        for (k, v) in &self.map {
+            if let Some(n) = k.strip_prefix(&mine) {
+                map.insert(n.to_string(), *v);
+            }
+        }
+        Failpoints { map }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -148,6 +177,22 @@ mod tests {
         let t = std::time::Instant::now();
         assert!(fp.hit("after:stop-src").is_ok());
         assert!(t.elapsed() >= std::time::Duration::from_millis(20));
+    }
+
+    #[test]
+    fn per_container_failpoints() {
+        let fp =
+            Failpoints::parse("102@after:stop-src=fail;103@copy-config=crash;sync-1=fail").unwrap();
+        let f102 = fp.for_ct(102);
+        assert_eq!(f102.action("after:stop-src"), Some(Action::Fail));
+        assert_eq!(f102.action("before:sync-1"), Some(Action::Fail));
+        assert_eq!(f102.action("before:copy-config"), None);
+        let f103 = fp.for_ct(103);
+        assert_eq!(f103.action("before:copy-config"), Some(Action::Crash));
+        assert_eq!(f103.action("after:stop-src"), None);
+        let f101 = fp.for_ct(101);
+        assert_eq!(f101.action("after:stop-src"), None);
+        assert_eq!(f101.action("before:sync-1"), Some(Action::Fail));
     }
 
     #[test]

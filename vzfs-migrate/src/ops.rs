@@ -11,6 +11,7 @@ use crate::transport::{self, Ssh};
 use crate::vzctl;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use vzfs::config::VzEtc;
 use vzfs::hook::Outcome;
 
@@ -87,7 +88,8 @@ impl Job {
 pub struct Ctx {
     pub job: Job,
     pub etc: VzEtc,
-    remote: Option<Remote>,
+    /// Shared with the other migrations to the same target in a batch.
+    remote: Option<Arc<Remote>>,
     /// The config and scripts to install on the target (not journaled).
     pub install: Option<InstallConfig>,
     /// Size of the dump file written on the source (before it moved).
@@ -95,7 +97,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(job: Job, remote: Option<Remote>, install: Option<InstallConfig>) -> Ctx {
+    pub fn new(job: Job, remote: Option<Arc<Remote>>, install: Option<InstallConfig>) -> Ctx {
         Ctx {
             etc: VzEtc::new(&job.etc),
             job,
@@ -119,12 +121,12 @@ impl Ctx {
                 self.job.vzctl.clone(),
                 None,
             )?;
-            self.remote = Some(r);
+            self.remote = Some(Arc::new(r));
         }
         Ok(self.remote.as_ref().expect("just set"))
     }
 
-    pub fn take_remote(&mut self) -> Option<Remote> {
+    pub fn take_remote(&mut self) -> Option<Arc<Remote>> {
         self.remote.take()
     }
 

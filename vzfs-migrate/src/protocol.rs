@@ -12,8 +12,9 @@ use serde_json::{json, Value};
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Bumped whenever a helper command changes (2: `serve`, the session;
-/// 3: quota and `--keep-dst` marker commands; 4: hook, holders and MMP facts).
-pub const PROTO: u32 = 4;
+/// 3: quota and `--keep-dst` marker commands; 4: hook, holders and MMP facts;
+/// 5: requests with an `id`, answered concurrently).
+pub const PROTO: u32 = 5;
 
 /// One request on a session: a helper command, or a run of the target's vzctl.
 #[derive(Debug, Serialize, Deserialize)]
@@ -54,5 +55,6 @@ pub fn version_answer() -> Value {
 /// What serves helper commands on the target: `(etc, args, input)` to the
 /// command's answer (implemented by [`crate::helper`], called by
 /// [`crate::session::serve`]).
+/// Called from several threads at once (overlapping requests).
 pub type Dispatch<'a> =
-    &'a dyn Fn(&vzfs::config::VzEtc, &[String], Option<Vec<u8>>) -> Result<Value>;
+    &'a (dyn Fn(&vzfs::config::VzEtc, &[String], Option<Vec<u8>>) -> Result<Value> + Sync);

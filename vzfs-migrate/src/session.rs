@@ -22,22 +22,34 @@
 //! its fd 0 is /dev/null and its fd 1 is its stderr, so no command or child
 //! can read a request or write into an answer. It ends at EOF on stdin.
 //!
-//! The source side ([`Session`]) is a child `ssh` in its own process group,
-//! registered with [`crate::signals`] while a request runs (a signal outside
-//! the critical section stops it, as it stops any other child). A session
-//! that dies (lost link, signal) fails the request in flight (never retried:
-//! the target may have done it) and is started again for the next one.
+//! Requests carry an `"id"` (a number) and may overlap: the server answers
+//! each on its own thread, the answer line carrying the request's `id`, in
+//! the order they finish. Several migrations of one run (`--evacuate`,
+//! several CTIDs: [`crate::batch`]) share the one session of their target
+//! this way; a request without an `id` is answered in turn, before the
+//! next line is read. At EOF the server waits for the requests in flight.
+//!
+//! The source side ([`Session`]) is a child `ssh` in its own process group
+//! and a reader thread that hands every answer to the request waiting for
+//! its `id`. A request in flight is waited for also after a signal (the
+//! engine acts on the signal at the next step boundary; stopping the shared
+//! session would fail the other migrations' requests too). A session that
+//! dies (lost link) fails every request in flight (never retried: the
+//! target may have done it) and is started again for the next one.
 
 use crate::error::{Error, Kind, Result};
 use crate::protocol::{answer, version_answer, Dispatch, ExecResult, Request, PROTO, VERSION};
 use crate::signals;
 use crate::transport::{self, Ssh};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::FromRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 use vzfs::config::VzEtc;
 
@@ -124,30 +136,103 @@ pub fn serve(etc: &VzEtc, args: &[String], dispatch: Dispatch<'_>) -> i32 {
     if writeln!(out, "{greet}").and_then(|_| out.flush()).is_err() {
         return 1;
     }
-    for line in inp.lines() {
-        let Ok(line) = line else { return 1 };
-        if line.trim().is_empty() {
-            continue;
+    let out = Mutex::new(out);
+    let failed = AtomicBool::new(false);
+    let write = |a: &Value| {
+        let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
+        if writeln!(o, "{a}").and_then(|_| o.flush()).is_err() {
+            failed.store(true, Ordering::SeqCst);
         }
-        let a = match serde_json::from_str::<Request>(&line) {
-            Ok(Request::Helper { args, input }) => answer(dispatch(etc, &args, input)),
-            Ok(Request::Vzctl { vzctl: a }) => answer(run_vzctl(&vzctl, &a)),
-            Err(e) => answer(Err(Error::Usage(format!("helper serve: bad request: {e}")))),
-        };
-        if writeln!(out, "{a}").and_then(|_| out.flush()).is_err() {
-            return 1;
+    };
+    let work = |req: std::result::Result<Request, serde_json::Error>| match req {
+        Ok(Request::Helper { args, input }) => answer(dispatch(etc, &args, input)),
+        Ok(Request::Vzctl { vzctl: a }) => answer(run_vzctl(&vzctl, &a)),
+        Err(e) => answer(Err(Error::Usage(format!("helper serve: bad request: {e}")))),
+    };
+    std::thread::scope(|sc| {
+        for line in inp.lines() {
+            let Ok(line) = line else {
+                failed.store(true, Ordering::SeqCst);
+                return;
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let (id, req) = match serde_json::from_str::<Value>(&line) {
+                Ok(mut v) => {
+                    let id = v.as_object_mut().and_then(|o| o.remove("id"));
+                    (id, serde_json::from_value::<Request>(v))
+                }
+                Err(e) => (None, Err(e)),
+            };
+            match id {
+                Some(id) => {
+                    let (work, write) = (&work, &write);
+                    sc.spawn(move || {
+                        let mut a = work(req);
+                        a["id"] = id;
+                        write(&a);
+                    });
+                }
+                None => write(&work(req)),
+            }
+            if failed.load(Ordering::SeqCst) {
+                return;
+            }
         }
-    }
-    0
+    });
+    i32::from(failed.load(Ordering::SeqCst))
 }
 
-/// The source's end of a helper session.
+/// The requests waiting for their answers, by id.
+#[derive(Default)]
+struct Waiting {
+    map: HashMap<u64, mpsc::Sender<Value>>,
+    /// The session ended (EOF, lost link): no answer comes any more.
+    dead: bool,
+}
+
+/// The source's end of a helper session; requests from several threads
+/// may be in flight at once.
 pub struct Session {
-    host: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
+    child: Mutex<Child>,
+    stdin: Mutex<Option<ChildStdin>>,
+    waiting: Arc<Mutex<Waiting>>,
+    reader: Option<std::thread::JoinHandle<()>>,
     stderr_path: PathBuf,
+    next_id: AtomicU64,
+}
+
+fn read_line(r: &mut BufReader<ChildStdout>) -> Option<String> {
+    let mut line = String::new();
+    match r.read_line(&mut line) {
+        Ok(n) if n > 0 && line.ends_with('\n') => Some(line),
+        _ => None,
+    }
+}
+
+/// Close stdin (the server ends at EOF) and reap the ssh child, killing
+/// it if it does not exit within 5 s. Its exit code, if it exited.
+fn finish_child(child: &mut Child, stdin: &mut Option<ChildStdin>) -> Option<i32> {
+    drop(stdin.take());
+    let t = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => return st.code(),
+            Ok(None) if t.elapsed() < Duration::from_secs(5) => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Session {
@@ -171,7 +256,12 @@ impl Session {
             ssh.host,
             shlex::try_join(full.iter().map(String::as_str)).unwrap_or_default()
         ));
-        let stderr_path = ssh.scratch_path(&format!("session-{}.err", std::process::id()));
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let stderr_path = ssh.scratch_path(&format!(
+            "session-{}-{}.err",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
         let err = std::fs::File::create(&stderr_path)
             .map_err(|e| Error::io(Kind::System, "cannot create", &stderr_path, e))?;
         let mut child = Command::new(&full[0])
@@ -185,39 +275,36 @@ impl Session {
                 host: ssh.host.clone(),
                 detail: format!("cannot execute ssh: {e}"),
             })?;
-        let stdin = child.stdin.take();
-        let stdout = BufReader::new(child.stdout.take().expect("piped"));
-        let mut s = Session {
-            host: ssh.host.clone(),
-            child,
-            stdin,
-            stdout,
-            stderr_path,
-        };
-        let what = format!("target {}: {quoted}", s.host);
+        let mut stdin = child.stdin.take();
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let host = ssh.host.clone();
+        let tail_of =
+            |p: &PathBuf| transport::tail(&std::fs::read_to_string(p).unwrap_or_default());
+        let what = format!("target {host}: {quoted}");
         let greet = {
-            let _guard = signals::ChildGuard::new(s.child.id() as i32);
-            s.read_line()
+            let _guard = signals::ChildGuard::new(child.id() as i32);
+            read_line(&mut stdout)
         };
         let v = match greet.as_deref().map(serde_json::from_str::<Value>) {
             Some(Ok(v)) => v,
             _ => {
-                let status = s.finish();
+                let status = finish_child(&mut child, &mut stdin);
+                let tail = tail_of(&stderr_path);
+                let _ = std::fs::remove_file(&stderr_path);
                 if status == Some(255) {
                     return Err(Error::LinkLost {
-                        host: s.host.clone(),
+                        host,
                         argv: quoted,
-                        stderr: s.stderr_tail(),
+                        stderr: tail,
                     });
                 }
                 return Err(Error::check(
                     Kind::TargetSoftware,
                     what,
                     format!(
-                        "no answer from `{helper_bin}` ({}){}; install the same vzfs-migrate ({VERSION}) on {}",
+                        "no answer from `{helper_bin}` ({}){}; install the same vzfs-migrate ({VERSION}) on {host}",
                         status.map(|c| format!("exit code {c}")).unwrap_or_else(|| "killed".into()),
-                        s.stderr_tail().lines().last().map(|l| format!(": {l}")).unwrap_or_default(),
-                        s.host
+                        tail.lines().last().map(|l| format!(": {l}")).unwrap_or_default(),
                     ),
                 ));
             }
@@ -225,14 +312,14 @@ impl Session {
         let theirs = v["data"]["version"].as_str().unwrap_or("?");
         let proto = v["data"]["proto"].as_u64().unwrap_or(0);
         transport::log(&format!(
-            "{}: session: helper version (greeting): {theirs}, protocol {proto}",
-            s.host
+            "{host}: session: helper version (greeting): {theirs}, protocol {proto}"
         ));
         if v["ok"] != true || theirs != VERSION || proto != PROTO as u64 {
-            s.finish();
+            finish_child(&mut child, &mut stdin);
+            let _ = std::fs::remove_file(&stderr_path);
             return Err(Error::check(
                 Kind::TargetSoftware,
-                format!("target {}", s.host),
+                format!("target {host}"),
                 if v["ok"] == true {
                     format!(
                         "runs vzfs-migrate {theirs} (helper protocol {proto}), this node {VERSION} (protocol {PROTO}); install the same version on both nodes"
@@ -245,81 +332,95 @@ impl Session {
                 },
             ));
         }
-        Ok(s)
-    }
-
-    fn read_line(&mut self) -> Option<String> {
-        let mut line = String::new();
-        match self.stdout.read_line(&mut line) {
-            Ok(n) if n > 0 && line.ends_with('\n') => Some(line),
-            _ => None,
-        }
+        let waiting = Arc::new(Mutex::new(Waiting::default()));
+        let w = Arc::clone(&waiting);
+        let reader = std::thread::spawn(move || {
+            while let Some(line) = read_line(&mut stdout) {
+                let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                    break;
+                };
+                let Some(id) = v["id"].as_u64() else { break };
+                if let Some(tx) = lock(&w).map.remove(&id) {
+                    let _ = tx.send(v);
+                }
+            }
+            let mut g = lock(&w);
+            g.dead = true;
+            // the waiting requests see their sender dropped
+            g.map.clear();
+        });
+        Ok(Session {
+            child: Mutex::new(child),
+            stdin: Mutex::new(stdin),
+            waiting,
+            reader: Some(reader),
+            stderr_path,
+            next_id: AtomicU64::new(1),
+        })
     }
 
     fn stderr_tail(&self) -> String {
         transport::tail(&std::fs::read_to_string(&self.stderr_path).unwrap_or_default())
     }
 
-    /// Close stdin (the server ends at EOF) and reap the ssh child, killing
-    /// it if it does not exit within 5 s. Its exit code, if it exited.
-    fn finish(&mut self) -> Option<i32> {
-        drop(self.stdin.take());
-        let t = Instant::now();
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(st)) => return st.code(),
-                Ok(None) if t.elapsed() < Duration::from_secs(5) => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                _ => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    return None;
-                }
-            }
-        }
-    }
-
     /// One request and its answer line. `Err(stderr tail)`: the session
     /// died (it must not be used again).
-    fn request(&mut self, req: &Request) -> std::result::Result<Value, String> {
-        let line = serde_json::to_string(req).expect("request serializes");
-        let _guard = signals::ChildGuard::new(self.child.id() as i32);
-        let sent = match self.stdin.as_mut() {
+    fn request(&self, req: &Request) -> std::result::Result<Value, String> {
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let mut line = serde_json::to_value(req).expect("request serializes");
+        line["id"] = id.into();
+        let (tx, rx) = mpsc::channel();
+        {
+            let mut w = lock(&self.waiting);
+            if w.dead {
+                return Err(self.stderr_tail());
+            }
+            w.map.insert(id, tx);
+        }
+        let sent = match lock(&self.stdin).as_mut() {
             Some(w) => writeln!(w, "{line}").and_then(|_| w.flush()).is_ok(),
             None => false,
         };
-        let got = if sent { self.read_line() } else { None };
-        match got.as_deref().map(serde_json::from_str::<Value>) {
-            Some(Ok(v)) => Ok(v),
-            _ => {
-                drop(_guard);
-                self.finish();
-                Err(self.stderr_tail())
-            }
+        if !sent {
+            lock(&self.waiting).map.remove(&id);
+            return Err(self.stderr_tail());
         }
+        rx.recv().map_err(|_| self.stderr_tail())
+    }
+
+    /// Whether the session ended (its requests fail).
+    fn dead(&self) -> bool {
+        lock(&self.waiting).dead
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        self.finish();
+        {
+            let mut child = lock(&self.child);
+            let mut stdin = lock(&self.stdin);
+            finish_child(&mut child, &mut stdin);
+        }
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
         let _ = std::fs::remove_file(&self.stderr_path);
     }
 }
 
-/// The run's session, started on first use and again after it died.
+/// The run's session to one target, started on first use and again after
+/// it died; shared by every migration to that target.
 #[derive(Default)]
-pub struct Sessions(std::sync::Mutex<Option<Session>>);
+pub struct Sessions(Mutex<Option<Arc<Session>>>);
 
 impl Sessions {
     pub fn set(&self, s: Session) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
+        *lock(&self.0) = Some(Arc::new(s));
     }
 
     /// Close the session (before the ssh master goes).
     pub fn close(&self) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        lock(&self.0).take();
     }
 
     /// Send `req` (shown as `shown` in errors), starting the session with
@@ -332,15 +433,24 @@ impl Sessions {
         req: &Request,
         start: impl FnOnce() -> Result<Session>,
     ) -> Result<Value> {
-        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if g.is_none() {
-            *g = Some(start()?);
-        }
+        let s = {
+            let mut g = lock(&self.0);
+            if g.as_ref().is_some_and(|s| s.dead()) {
+                *g = None;
+            }
+            if g.is_none() {
+                *g = Some(Arc::new(start()?));
+            }
+            Arc::clone(g.as_ref().expect("just set"))
+        };
         transport::log(&format!("{host}: session: {shown}"));
-        match g.as_mut().expect("just set").request(req) {
+        match s.request(req) {
             Ok(v) => Ok(v),
             Err(stderr) => {
-                *g = None;
+                let mut g = lock(&self.0);
+                if g.as_ref().is_some_and(|c| Arc::ptr_eq(c, &s)) {
+                    *g = None;
+                }
                 Err(Error::LinkLost {
                     host: host.to_string(),
                     argv: shown.to_string(),
@@ -349,7 +459,6 @@ impl Sessions {
             }
         }
     }
-
     /// A helper command over the session: its answer line.
     pub fn helper(
         &self,

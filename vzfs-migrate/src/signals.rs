@@ -5,17 +5,53 @@
 //! undone; inside a critical section (the device is between nodes) and
 //! during the undo it is deferred: the engine looks at it at the next step
 //! boundary after the section ends.
+//!
+//! Several migrations run at once in one process (`--evacuate`, several
+//! CTIDs: [`crate::batch`]): each runs on its own thread with its own
+//! *slot* ([`use_slot`]; the main thread has slot 0), which holds that
+//! migration's running child and whether it is in its critical section.
+//! A signal stops the children of the slots outside a critical section
+//! only, so one migration in its handoff is never disturbed by another's
+//! interruption.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
+/// How many migrations can run at once (slot 0 is the main thread's).
+pub const SLOTS: usize = 64;
+
 static PENDING: AtomicI32 = AtomicI32::new(0);
-static CRITICAL: AtomicBool = AtomicBool::new(false);
-static CHILD: AtomicI32 = AtomicI32::new(0);
+#[allow(clippy::declare_interior_mutable_const)]
+const NO_CHILD: AtomicI32 = AtomicI32::new(0);
+#[allow(clippy::declare_interior_mutable_const)]
+const NOT_CRITICAL: AtomicBool = AtomicBool::new(false);
+static CRITICAL: [AtomicBool; SLOTS] = [NOT_CRITICAL; SLOTS];
+static CHILD: [AtomicI32; SLOTS] = [NO_CHILD; SLOTS];
+
+thread_local! {
+    static SLOT: Cell<usize> = const { Cell::new(0) };
+}
+
+fn slot() -> usize {
+    SLOT.with(Cell::get)
+}
+
+/// This thread runs one migration with slot `n` (1..[`SLOTS`]; one
+/// thread per slot at a time). Clears the slot's state.
+pub fn use_slot(n: usize) {
+    assert!(n < SLOTS, "signal slot {n} out of range");
+    CRITICAL[n].store(false, Ordering::SeqCst);
+    CHILD[n].store(0, Ordering::SeqCst);
+    SLOT.with(|s| s.set(n));
+}
 
 extern "C" fn on_signal(sig: libc::c_int) {
     PENDING.store(sig, Ordering::SeqCst);
-    if !CRITICAL.load(Ordering::SeqCst) {
-        let c = CHILD.load(Ordering::SeqCst);
+    for n in 0..SLOTS {
+        if CRITICAL[n].load(Ordering::SeqCst) {
+            continue;
+        }
+        let c = CHILD[n].load(Ordering::SeqCst);
         if c > 0 {
             // SAFETY: kill(2) is async-signal-safe; the child leads its own group.
             unsafe {
@@ -42,13 +78,14 @@ pub fn install() {
     }
 }
 
-/// Enter or leave a section where signals are deferred.
+/// Enter or leave a section where signals are deferred (this thread's
+/// migration).
 pub fn set_critical(on: bool) {
-    CRITICAL.store(on, Ordering::SeqCst);
+    CRITICAL[slot()].store(on, Ordering::SeqCst);
 }
 
 pub fn critical() -> bool {
-    CRITICAL.load(Ordering::SeqCst)
+    CRITICAL[slot()].load(Ordering::SeqCst)
 }
 
 /// The signal received and not yet acted upon, if any.
@@ -68,24 +105,26 @@ pub fn signal_name(sig: i32) -> String {
     }
 }
 
-/// Registers the running child so a signal can stop it.
-pub struct ChildGuard;
+/// Registers the running child of this thread's migration so a signal can
+/// stop it.
+pub struct ChildGuard(usize);
 
 impl ChildGuard {
     pub fn new(pid: i32) -> ChildGuard {
-        CHILD.store(pid, Ordering::SeqCst);
+        let n = slot();
+        CHILD[n].store(pid, Ordering::SeqCst);
         if pending().is_some() && !critical() {
             // SAFETY: plain kill(2) of our own child's group.
             unsafe {
                 libc::kill(-pid, libc::SIGTERM);
             }
         }
-        ChildGuard
+        ChildGuard(n)
     }
 }
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        CHILD.store(0, Ordering::SeqCst);
+        CHILD[self.0].store(0, Ordering::SeqCst);
     }
 }

@@ -55,9 +55,37 @@ pub fn run_noun() -> &'static str {
     }
 }
 
+thread_local! {
+    /// `CT 101`: this thread runs one migration of several
+    /// ([`crate::batch`]); its lines are named so and shown only with `-v`.
+    static BATCH_PREFIX: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// This thread's migration is one of several: its lines (steps, undos)
+/// start with `prefix` and are shown only with `-v` (the batch prints one
+/// line per container as it starts and ends instead). `None`: alone.
+pub fn set_batch_prefix(prefix: Option<String>) {
+    BATCH_PREFIX.with(|p| *p.borrow_mut() = prefix);
+}
+
 /// A line `vzfs-migrate: MSG` on stderr; a write error (the terminal
 /// went away) is ignored rather than a panic mid-migration.
 pub fn say(msg: &str) {
+    use std::io::Write;
+    let prefix = BATCH_PREFIX.with(|p| p.borrow().clone());
+    match prefix {
+        None => {
+            let _ = writeln!(std::io::stderr(), "{}: {msg}", program());
+        }
+        Some(p) if verbose() >= 1 => {
+            let _ = writeln!(std::io::stderr(), "{}: {p}: {msg}", program());
+        }
+        Some(_) => {}
+    }
+}
+
+/// A line `vzfs-migrate: MSG` on stderr, whatever [`set_batch_prefix`] says.
+pub fn say_always(msg: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{}: {msg}", program());
 }
@@ -124,6 +152,68 @@ impl Output {
     }
 }
 
+thread_local! {
+    /// The container whose migration this thread runs, if any: its running
+    /// child is recorded in [`child_file`].
+    static CHILD_TAG: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+}
+
+/// This thread runs the migration of `ctid` (None: no longer): the local
+/// child each step runs (vzctl, rsync) is recorded while it runs, so that
+/// after a kill -9 of vzfs-migrate (the child goes on, it leads its own
+/// process group) `--recover` waits for it ([`wait_orphaned_child`]).
+pub fn set_child_tag(ctid: Option<u32>) {
+    CHILD_TAG.with(|t| t.set(ctid));
+}
+
+/// `/run/vzfs-migrate/child-CTID`: `PID STARTTIME ARGV0` of the running child.
+pub fn child_file(ctid: u32) -> PathBuf {
+    control_base().join(format!("child-{ctid}"))
+}
+
+/// Field 22 of /proc/PID/stat (the start time; tells a reused pid apart).
+fn proc_start_time(pid: u32) -> Option<String> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &s[s.rfind(')')? + 2..];
+    after.split_whitespace().nth(19).map(str::to_string)
+}
+
+/// After a killed run of `ctid`'s migration: wait (up to `limit`) for the
+/// step's child it left running, so the undo does not race it. `Err` names
+/// the child when it is still running after the limit.
+pub fn wait_orphaned_child(ctid: u32, limit: std::time::Duration) -> Result<()> {
+    let f = child_file(ctid);
+    let Ok(text) = std::fs::read_to_string(&f) else {
+        return Ok(());
+    };
+    let mut it = text.split_whitespace();
+    let pid: u32 = it.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let start = it.next().unwrap_or("").to_string();
+    let what = it.collect::<Vec<_>>().join(" ");
+    let alive = || pid > 0 && proc_start_time(pid).as_deref() == Some(start.as_str());
+    if alive() {
+        say(&format!(
+            "CT {ctid}: waiting for `{what}` (pid {pid}), left running by the killed run, to end before the recovery"
+        ));
+        let t = std::time::Instant::now();
+        while alive() {
+            if t.elapsed() > limit {
+                return Err(Error::check(
+                    Kind::Locked,
+                    format!("CT {ctid}: pid {pid} (`{what}`)"),
+                    format!(
+                        "a step of the killed run is still running after {} s; wait for it or end it, then run `vzfs-migrate --recover {ctid}` again",
+                        limit.as_secs()
+                    ),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    let _ = std::fs::remove_file(&f);
+    Ok(())
+}
+
 /// Run `argv` locally; `label` names the host in errors. stdout is captured
 /// unless `inherit_stdout`.
 pub fn run_local(label: &str, argv: &[String], inherit_stdout: bool) -> Result<Output> {
@@ -161,6 +251,20 @@ pub fn run_local_input(
         stderr: String::new(),
     })?;
     let _guard = signals::ChildGuard::new(child.id() as i32);
+    let tagged = CHILD_TAG.with(std::cell::Cell::get).map(|ct| {
+        let f = child_file(ct);
+        let _ = std::fs::create_dir_all(control_base());
+        let _ = std::fs::write(
+            &f,
+            format!(
+                "{} {} {}\n",
+                child.id(),
+                proc_start_time(child.id()).unwrap_or_default(),
+                shown
+            ),
+        );
+        f
+    });
     let in_thread = match (input, child.stdin.take()) {
         (Some(data), Some(mut pipe)) => {
             let data = data.to_vec();
@@ -189,6 +293,9 @@ pub fn run_local_input(
         status: format!("cannot wait: {e}"),
         stderr: String::new(),
     })?;
+    if let Some(f) = tagged {
+        let _ = std::fs::remove_file(f);
+    }
     let out = out_thread.join().unwrap_or_default();
     if let Some(t) = in_thread {
         let _ = t.join();

@@ -143,7 +143,7 @@ Sections:
                   compare builds in one run, e.g. a static one)
   --no-disk       skip section `hook-disk`
   --no-mmp        skip section `hook-mmp`
-  --no-migrate    skip sections `migrate-d2`, `migrate-copy`, `migrate-online`
+  --no-migrate    skip sections `migrate-d2`, `migrate-copy`, `migrate-online`, `failover`, `evacuate`
                   and `failover`
   --migrate-runs N  measured rounds in the migrate sections (default 15)
   --online-runs N   measured rounds in `migrate-online` (default 5)
@@ -1127,6 +1127,7 @@ const SECTIONS: &[(&str, Section, Env)] = &[
     ("migrate-copy", section_migrate_copy, Env::Machine),
     ("migrate-online", section_migrate_online, Env::Machine),
     ("failover", section_failover, Env::Machine),
+    ("evacuate", section_evacuate, Env::Machine),
     ("hook", section_hook, Env::Private),
     ("hook-disk", section_hook_disk, Env::Private),
     ("hook-mmp", section_hook_mmp, Env::Private),
@@ -2010,6 +2011,195 @@ fn section_migrate_d2(_: &mut Lab, o: &Opts) -> Res<Report> {
     ];
     for l in &lines {
         println!("  {l}");
+    }
+    Ok(Report { summary: lines })
+}
+
+/// Section evacuate: 8 jobs at most this fraction of 50 single runs.
+const TARGET_EVACUATE: f64 = 0.25;
+/// Containers of section evacuate.
+const EVACUATE_CTS: u32 = 50;
+
+/// Watches both nodes' mountinfo (one thread per host, back to back) for
+/// every LUN of `luns` until `stop`; returns the LUNs seen mounted on both
+/// at once (overlapping reads) and the number of reads.
+fn watch_luns(
+    lab: &vzfs_lab::Lab,
+    luns: &[vzfs_lab::Disk],
+    stop: &std::sync::atomic::AtomicBool,
+) -> (Vec<String>, usize) {
+    type Reads = Vec<(Instant, Instant, Vec<usize>)>;
+    let hosts = ["a", "b"];
+    let reads: Vec<Reads> = std::thread::scope(|sc| {
+        let hs: Vec<_> = hosts
+            .iter()
+            .map(|name| {
+                let h = lab.host(name);
+                sc.spawn(move || {
+                    let devs: Vec<_> = luns.iter().map(|l| l.dev_num(name)).collect();
+                    let mut v: Reads = Vec::new();
+                    loop {
+                        let last = stop.load(std::sync::atomic::Ordering::SeqCst);
+                        let t0 = Instant::now();
+                        let m = h.mounts().unwrap_or_default();
+                        let mounted: Vec<usize> = devs
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, d)| {
+                                d.is_some_and(|d| !vzfs_lab::mountinfo::mounts_of(&m, d).is_empty())
+                            })
+                            .map(|(i, _)| i)
+                            .collect();
+                        v.push((t0, Instant::now(), mounted));
+                        if last {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    v
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let n = reads.iter().map(Vec::len).sum();
+    let mut both = Vec::new();
+    for (i, l) in luns.iter().enumerate() {
+        // a read of a that saw it mounted overlapping in time with a read of b
+        // that saw it mounted
+        let on = |k: usize| -> Vec<(Instant, Instant)> {
+            reads[k]
+                .iter()
+                .filter(|r| r.2.contains(&i))
+                .map(|r| (r.0, r.1))
+                .collect()
+        };
+        let (ra, rb) = (on(0), on(1));
+        if ra
+            .iter()
+            .any(|x| rb.iter().any(|y| x.0 <= y.1 && y.0 <= x.1))
+        {
+            both.push(l.name.clone());
+        }
+    }
+    (both, n)
+}
+
+/// Section evacuate: 50 insulated containers (d2, half running) a -> b,
+/// one by one (50 runs of vzfs-migrate) and with `--evacuate --jobs 1, 4, 8`
+/// (directions alternating), while a monitor watches that no LUN is ever
+/// mounted on both nodes.
+fn section_evacuate(_: &mut Lab, _o: &Opts) -> Res<Report> {
+    let n = EVACUATE_CTS;
+    println!(
+        "\n== section evacuate: {n} insulated containers (d2 handoffs, every other one running, 32 MiB ext4+MMP LUNs) moved between the two lab nodes, release vzfs-migrate"
+    );
+    println!("   one by one ({n} runs of `vzfs-migrate TARGET CTID`) a->b, then `vzfs-migrate --evacuate TARGET --jobs J` for J = 1 (b->a), 4 (a->b), 8 (b->a); one run each");
+    let t = Instant::now();
+    let lab = migrate_lab()?;
+    let (a, b) = (lab.host("a"), lab.host("b"));
+    let ids: Vec<String> = (101..101 + n).map(|c| c.to_string()).collect();
+    let mut luns = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let l = san_lun(&lab, &format!("ev{id}"), 32)?;
+        insulated_ct(a, &l, id, 1, 8)?;
+        if i % 2 == 0 {
+            a.vzctl(&["start", id])
+                .map_err(lab_err("vzctl start"))?
+                .ok()
+                .map_err(lab_err("vzctl start"))?;
+        }
+        luns.push(l);
+    }
+    println!("   (set-up {:.1} s)", t.elapsed().as_secs_f64());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let all = ids.join(" ");
+    let (runs, (both, reads)) = std::thread::scope(|sc| {
+        let mon = sc.spawn(|| watch_luns(&lab, &luns, &stop));
+        let res = (|| -> Res<Vec<(String, f64)>> {
+            let mut v = Vec::new();
+            let (secs, _) = timed_sh(
+                a,
+                &format!("for c in {all}; do vzfs-migrate b $c || exit 1; done"),
+            )?;
+            host_ok(a, "rm -f /etc/vz/conf/*.conf.migrated")?;
+            v.push((format!("{n} single runs, one after the other"), secs));
+            for (j, from, to) in [(1, b, a), (4, a, b), (8, b, a)] {
+                let (secs, out) = timed_sh(
+                    from,
+                    &format!("vzfs-migrate --evacuate {} --jobs {j}", to.name()),
+                )?;
+                if !out.contains(&format!("on {}: ", to.name()))
+                    || out.contains("still on this node")
+                {
+                    return Err(format!(
+                        "evacuate --jobs {j}: not every container moved:\n{out}"
+                    ));
+                }
+                host_ok(from, "rm -f /etc/vz/conf/*.conf.migrated")?;
+                v.push((format!("--evacuate --jobs {j}"), secs));
+            }
+            Ok(v)
+        })();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let m = mon.join().unwrap_or_default();
+        (res, m)
+    });
+    let runs = runs?;
+    // every container is on a again, in its state
+    for (i, id) in ids.iter().enumerate() {
+        let st = a
+            .vzctl(&["status", id])
+            .map_err(lab_err("vzctl status"))?
+            .stdout;
+        let want = if i % 2 == 0 { "running" } else { "down" };
+        if !st.contains(want) || !st.contains(" exist ") {
+            return Err(format!("CT {id} on a after the evacuations: {}", st.trim()));
+        }
+    }
+    lab.teardown().map_err(lab_err("lab teardown"))?;
+    println!("   ({:.1} s)", t.elapsed().as_secs_f64());
+    let single = runs[0].1;
+    println!(
+        "  {:<58} {:>10} {:>12} {:>10}",
+        "what (one run)", "seconds", "per CT ms", "vs single"
+    );
+    for (name, secs) in &runs {
+        println!(
+            "  {:<58} {:>10.2} {:>12.1} {:>10.3}",
+            name,
+            secs,
+            secs * 1000.0 / f64::from(n),
+            secs / single
+        );
+    }
+    let r8 = runs[3].1 / single;
+    let lines = vec![
+        format!(
+            "[evacuate] {n} d2 containers, --evacuate --jobs 8 / {n} single runs: {r8:.3}  target <= {TARGET_EVACUATE}: {}",
+            verdict(r8, TARGET_EVACUATE)
+        ),
+        format!(
+            "[evacuate]   --jobs 1: {:.3}, --jobs 4: {:.3} of the single runs ({single:.2} s)",
+            runs[1].1 / single,
+            runs[2].1 / single
+        ),
+        format!(
+            "[evacuate] mount monitor ({reads} reads of both nodes' mountinfo): LUNs seen mounted on both nodes at once: {}",
+            if both.is_empty() {
+                "none: PASS".to_string()
+            } else {
+                format!("{}: FAIL", both.join(" "))
+            }
+        ),
+    ];
+    for l in &lines {
+        println!("  {l}");
+    }
+    if !both.is_empty() {
+        return Err(format!("LUNs mounted on both nodes: {}", both.join(" ")));
     }
     Ok(Report { summary: lines })
 }
