@@ -1359,5 +1359,14 @@ mod tests {
                 "{p}"
             );
         }
+        for p in ["mmp_takeover", "mmp_nodes", "dump_device"] {
+            assert!(
+                m.contains(&format!(
+                    r#"<parameter name="{p}" unique="0" required="0">"#
+                )),
+                "{p}"
+            );
+        }
+        assert!(m.contains(r#"<content type="boolean" default="true" />"#));
     }
 }
