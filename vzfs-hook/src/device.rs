@@ -11,6 +11,9 @@
 //!
 //! This module also reads the ext4 multi-mount-protection (MMP) block and
 //! checks whether anything on this node still holds a device exclusively.
+//! Its one write to a device is [`mmp_reset`]: a dead node's MMP block set
+//! back to clean, called only by the OCF agent once the writer is proven
+//! dead (the hook and vzfs-migrate never clear MMP).
 //!
 //! Every on-disk field is untrusted: offsets are computed with checked
 //! arithmetic, and a field no real filesystem can hold (a block size over
