@@ -385,7 +385,32 @@ fn corosync_conf(lab: &Lab) -> String {
     )
 }
 
-fn cib(lab: &Lab, dir: &Path, shared: &Path, prefer: &str) -> String {
+/// The host name the machine's kernel writes into every MMP block (ext4's
+/// kmmpd uses the initial UTS namespace's, not a lab node's).
+pub fn kernel_hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default()
+}
+
+/// The agent's `mmp_nodes` for the lab: every lab node writes the
+/// machine's host name into an MMP block, so each is told apart by its
+/// own loop device (`a=vm:loop5 b=vm:loop6 ...`, one pair per LUN).
+pub fn mmp_nodes(lab: &Lab) -> String {
+    let host = kernel_hostname();
+    let mut v = Vec::new();
+    for d in lab.disks() {
+        for h in lab.hosts() {
+            if let Some(dev) = d.try_device(h.name()).and_then(|p| p.file_name()) {
+                v.push(format!("{}={host}:{}", h.name(), dev.to_string_lossy()));
+            }
+        }
+    }
+    v.join(" ")
+}
+
+fn cib(lab: &Lab, dir: &Path, shared: &Path, prefer: &str, mmp_nodes: &str) -> String {
     let names: Vec<&str> = lab.hosts().iter().map(|h| h.name()).collect();
     format!(
         r#"<cib validate-with="pacemaker-3.0" epoch="1" num_updates="0" admin_epoch="0">
@@ -414,6 +439,7 @@ fn cib(lab: &Lab, dir: &Path, shared: &Path, prefer: &str) -> String {
         <instance_attributes id="{RSC}-ia">
           <nvpair id="{RSC}-ctid" name="ctid" value="{CTID}"/>
           <nvpair id="{RSC}-config" name="config" value="{shared}"/>
+          <nvpair id="{RSC}-mmp-nodes" name="mmp_nodes" value="{mmp_nodes}"/>
         </instance_attributes>
         <meta_attributes id="{RSC}-meta">
           <nvpair id="{RSC}-allow-migrate" name="allow-migrate" value="true"/>
@@ -451,10 +477,21 @@ impl<'a> Cluster<'a> {
     /// until every node is online with a DC. The container resource starts
     /// on `prefer` (a location score of 50, stickiness 100).
     pub fn start(lab: &'a Lab, shared_conf: &Path, prefer: &str) -> Result<Cluster<'a>> {
+        Self::start_with(lab, shared_conf, prefer, &mmp_nodes(lab))
+    }
+
+    /// [`Cluster::start`] with the agent's `mmp_nodes` given (a test of a
+    /// block that names another node).
+    pub fn start_with(
+        lab: &'a Lab,
+        shared_conf: &Path,
+        prefer: &str,
+        mmp_nodes: &str,
+    ) -> Result<Cluster<'a>> {
         install_agents(lab)?;
         let dir = cluster_dir(lab);
         let conf = corosync_conf(lab);
-        let cib = cib(lab, &dir, shared_conf, prefer);
+        let cib = cib(lab, &dir, shared_conf, prefer, mmp_nodes);
         for h in lab.hosts() {
             NodeMap::of(lab, h).write(&dir)?;
             let nd = dir.join(format!("node-{}", h.name()));
@@ -762,6 +799,18 @@ pub fn sample_mounts(lab: &Lab, lun: &Disk, stop: &std::sync::atomic::AtomicBool
 }
 
 impl Cluster<'_> {
+    /// The agent's takeover path in its last successful start on `host`
+    /// (`clean`, `fenced`, `still-11s`, `off`, ...; from its log line).
+    pub fn agent_takeover(&self, host: &str) -> Option<String> {
+        let p = self
+            .dir
+            .join(format!("node-{host}/var-log-pacemaker/pacemaker.log"));
+        let t = fs::read_to_string(p).ok()?;
+        let l = t.lines().rev().find(|l| l.contains("(MMP check "))?;
+        let rest = &l[l.find(", takeover ")? + ", takeover ".len()..];
+        Some(rest.split(',').next()?.trim().to_string())
+    }
+
     /// The pids of `host`'s processes named `comm` (its namespaces only: the
     /// machine and other labs run the same daemons).
     pub fn pids_named(&self, host: &str, comm: &str) -> Result<Vec<u32>> {
@@ -826,7 +875,7 @@ impl Cluster<'_> {
 /// MMP check of the dead node's block, the kernel's MMP wait, the hook),
 /// from the mount to the container running; the kernel's MMP wait inside
 /// `vzctl start` as the agent measured it when its log says.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Failover {
     pub detection: f64,
     pub fencing: f64,
@@ -837,6 +886,8 @@ pub struct Failover {
     pub vzctl_start: Option<f64>,
     /// The kernel's MMP wait: the hook's mount(2) inside `vzctl start`.
     pub kernel_mmp_wait: Option<f64>,
+    /// How the agent took the MMP block over (`fenced`, `still-11s`, ...).
+    pub takeover: Option<String>,
 }
 
 impl Failover {
@@ -866,18 +917,20 @@ impl Failover {
             agent_mmp_check: times.map(|t| t.0),
             vzctl_start: times.map(|t| t.1),
             kernel_mmp_wait: times.and_then(|t| t.2),
+            takeover: c.agent_takeover(survivor),
         })
     }
 
     pub fn line(&self) -> String {
         let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2}s"));
         format!(
-            "total {:.2}s = detection {:.2}s + fencing {:.2}s + mount {:.2}s (agent MMP check {}, vzctl start {} of which the kernel's MMP wait {}) + start {:.2}s",
+            "total {:.2}s = detection {:.2}s + fencing {:.2}s + mount {:.2}s (agent MMP check {}, takeover {}, vzctl start {} of which the kernel's MMP wait {}) + start {:.2}s",
             self.total,
             self.detection,
             self.fencing,
             self.mount,
             opt(self.agent_mmp_check),
+            self.takeover.as_deref().unwrap_or("n/a"),
             opt(self.vzctl_start),
             opt(self.kernel_mmp_wait),
             self.start

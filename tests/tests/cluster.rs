@@ -8,8 +8,11 @@
 //! sampled throughout: the LUN is never mounted on both.
 //!
 //! Each test brings up its own cluster (about 10 s) because a fenced lab
-//! node stays off; the takeover of a fenced node's LUN waits for its MMP
-//! block (the agent's check, then the kernel's own wait of about 22 s).
+//! node stays off. The survivor takes the fenced node's MMP block over
+//! (the agent sets it clean once the fencing in the cluster's history
+//! proves the writer dead), so the kernel mounts without its MMP wait; a
+//! fencing of another node proves nothing: then the agent waits the
+//! kernel's own window (11 s) before the takeover.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -95,7 +98,12 @@ fn mounted_after_fencing(
     );
 }
 
-/// Prints the failover's breakdown (no assertion on times).
+/// Prints the failover's breakdown and checks how the survivor took the
+/// dead node's MMP block over: the path the agent names (`fenced`,
+/// `still-11s`), and for `fenced` that neither the agent nor the kernel
+/// waited a window (the agent's MMP check under the kernel's 11 s, no slow
+/// mount(2) in the hook's output).
+#[allow(clippy::too_many_arguments)]
 fn report(
     what: &str,
     c: &Cluster<'_>,
@@ -104,14 +112,36 @@ fn report(
     failed_at: f64,
     s: &MountSamples,
     running_at: f64,
-) {
-    match Failover::measure(c, victim, survivor, failed_at, s, running_at) {
-        Some(f) => eprintln!("failover ({what}): {}", f.line()),
-        None => eprintln!(
-            "failover ({what}): no breakdown (fence log {:?})",
-            c.fencings()
-        ),
+    path: &str,
+) -> Failover {
+    let f = Failover::measure(c, victim, survivor, failed_at, s, running_at).unwrap_or_else(|| {
+        panic!(
+            "failover ({what}): no breakdown (fence log {:?})\n{}",
+            c.fencings(),
+            c.logs()
+        )
+    });
+    eprintln!("failover ({what}): {}", f.line());
+    assert_eq!(
+        f.takeover.as_deref(),
+        Some(path),
+        "{what}: the agent's takeover path: {}\n{}",
+        f.line(),
+        c.logs()
+    );
+    if path == "fenced" {
+        assert!(
+            f.agent_mmp_check.is_some_and(|t| t < 11.0),
+            "{what}: the agent waited a window: {}",
+            f.line()
+        );
+        assert!(
+            f.kernel_mmp_wait.is_none(),
+            "{what}: the kernel waited at the mount: {}",
+            f.line()
+        );
     }
+    f
 }
 
 #[test]
@@ -185,6 +215,7 @@ fn cluster_start_move_and_corosync_kill() {
         failed_at,
         &samples,
         running_at,
+        "fenced",
     );
     drop(c);
     lab.teardown().unwrap();
@@ -229,6 +260,7 @@ fn cluster_node_crash() {
         failed_at,
         &samples,
         running_at,
+        "fenced",
     );
     drop(c);
     lab.teardown().unwrap();
@@ -285,6 +317,55 @@ fn cluster_stop_with_holder_fences() {
         cluster::tree_sum(lab.host("b")).unwrap(),
         data,
         "data changed"
+    );
+    drop(c);
+    lab.teardown().unwrap();
+}
+
+/// The dead node's MMP block is attributed (parameter mmp_nodes) to a node
+/// "c" that was never fenced: the fencing of a in the history names
+/// another node and proves nothing, so the survivor takes the block over
+/// only after its sequence stood still for the kernel's own window.
+#[test]
+fn cluster_fencing_of_another_node_does_not_count() {
+    let Some((lab, lun, shared)) = lab("cluster_fencing_of_another_node_does_not_count") else {
+        return;
+    };
+    let host = cluster::kernel_hostname();
+    let dev = |h: &str| {
+        lun.device(h)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    };
+    let map = format!("c={host}:{} b={host}:{}", dev("a"), dev("b"));
+    let ((c, failed_at, running_at), samples) = sampled(&lab, &lun, || {
+        let c = Cluster::start_with(&lab, &shared, "a", &map).unwrap();
+        c.wait_running_on("a", "a", LONG)
+            .unwrap_or_else(|e| panic!("{e}\n{}", c.logs()));
+        let t = cluster::now();
+        c.crash("a").unwrap();
+        c.wait_running_on("b", "b", LONG)
+            .unwrap_or_else(|e| panic!("{e}\n{}", c.logs()));
+        (c, t, cluster::now())
+    });
+    mounted_only_on(&lab, &lun, "b");
+    mounted_after_fencing(&c, "a", "b", failed_at, &samples);
+    let f = report(
+        "the active node crashed, its block attributed to an unfenced node",
+        &c,
+        "a",
+        "b",
+        failed_at,
+        &samples,
+        running_at,
+        "still-11s",
+    );
+    assert!(
+        f.agent_mmp_check.is_some_and(|t| t >= 11.0),
+        "the takeover came before the kernel's window: {}",
+        f.line()
     );
     drop(c);
     lab.teardown().unwrap();

@@ -210,5 +210,68 @@ fn ocf_tester_and_refusals() {
         "data changed in the move"
     );
     assert_eq!(agent(b, "stop", &shared, &[]).exit_code(), 0);
+
+    // e2fsck running on b (a real one, held with SIGSTOP once it has
+    // written EXT4_MMP_SEQ_FSCK): a start on a is refused and never takes
+    // the block over; e2fsck finishes afterwards and leaves it clean.
+    let pid: i32 = b
+        .sh_ok(&format!(
+            "setsid e2fsck -fy {bdev} </dev/null >/var/tmp/fsck.log 2>&1 & echo $!"
+        ))
+        .unwrap()
+        .stdout
+        .trim()
+        .parse()
+        .unwrap();
+    let rdr = vzfs::device::Reader::open(&lun.image).unwrap();
+    let vzfs::device::Probe::Fs(fs) = rdr.probe().unwrap() else {
+        panic!("no filesystem on the LUN")
+    };
+    let ext = fs.ext.expect("ext4");
+    let t0 = std::time::Instant::now();
+    let caught = loop {
+        let m = rdr.read_mmp(&ext).unwrap().expect("MMP");
+        if m.is_fsck() {
+            // SAFETY: kill(2) of the e2fsck this test started.
+            unsafe { libc::kill(pid, libc::SIGSTOP) };
+            break true;
+        }
+        if t0.elapsed() > std::time::Duration::from_secs(40)
+            || !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    assert!(
+        caught,
+        "e2fsck on b never showed its MMP sequence (or ended first): {}",
+        b.read_file("/var/tmp/fsck.log").unwrap_or_default()
+    );
+    let o = agent(a, "start", &shared, &[]);
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(
+        o.exit_code(),
+        1,
+        "start on a while e2fsck runs on b:\n{}",
+        o.all()
+    );
+    assert!(o.stderr.contains("e2fsck is running"), "{}", o.all());
+    assert!(!local_conf_exists(a));
+    assert!(a.disk_mounts(&lun).unwrap().is_empty(), "a mounted the LUN");
+    let m = rdr.read_mmp(&ext).unwrap().expect("MMP");
+    assert!(
+        m.is_fsck() || m.is_clean(),
+        "the agent wrote to e2fsck's MMP block: {m:?}"
+    );
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(rdr.read_mmp(&ext).unwrap().expect("MMP").is_clean());
+    // The block clean again: a starts at once (takeover path `clean`).
+    let o = agent(a, "start", &shared, &[]);
+    assert_eq!(o.exit_code(), 0, "{}", o.all());
+    assert!(o.stderr.contains("takeover clean"), "{}", o.all());
+    assert_eq!(agent(a, "stop", &shared, &[]).exit_code(), 0);
     lab.teardown().unwrap();
 }

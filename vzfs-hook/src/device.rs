@@ -11,6 +11,9 @@
 //!
 //! This module also reads the ext4 multi-mount-protection (MMP) block and
 //! checks whether anything on this node still holds a device exclusively.
+//! Its one write to a device is [`mmp_reset`]: a dead node's MMP block set
+//! back to clean, called only by the OCF agent once the writer is proven
+//! dead (the hook and vzfs-migrate never clear MMP).
 //!
 //! Every on-disk field is untrusted: offsets are computed with checked
 //! arithmetic, and a field no real filesystem can hold (a block size over
@@ -697,5 +700,310 @@ mod tests {
             probe_bytes(Path::new("/dev/t"), &vec![0u8; 4096], none).unwrap(),
             Probe::Other(_)
         ));
+    }
+}
+
+/// CRC32C (Castagnoli, reflected polynomial 0x82F63B78) without the usual
+/// pre- and post-inversion: the kernel's `crc32c_le` as ext4's
+/// `ext4_chksum` uses it (the standard CRC32C of `data` is
+/// `!crc32c_raw(!0, data)`).
+pub fn crc32c_raw(seed: u32, data: &[u8]) -> u32 {
+    let mut crc = seed;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    crc
+}
+
+/// What writing an ext4 MMP block needs from the superblock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MmpGeometry {
+    pub block_size: u64,
+    /// The MMP block's number (`s_mmp_block`).
+    pub block: u64,
+    /// `s_mmp_update_interval`.
+    pub update_interval: u16,
+    /// The checksum seed when the filesystem has `metadata_csum`:
+    /// `s_checksum_seed` with `csum_seed`, else crc32c of the UUID.
+    pub csum_seed: Option<u32>,
+}
+
+/// The MMP geometry from the first 4 KiB of an ext4 filesystem (checked as
+/// [`probe_bytes`] checks them); `None` when it has no MMP.
+pub fn mmp_geometry(device: &Path, head: &[u8]) -> Result<Option<MmpGeometry>> {
+    let Probe::Fs(fs) = probe_bytes(device, head, || Ok(Vec::new()))? else {
+        return Ok(None);
+    };
+    let Some(ext) = fs.ext else { return Ok(None) };
+    let Some((block, update_interval)) = ext.mmp else {
+        return Ok(None);
+    };
+    let sb = &head[1024..2048];
+    let csum_seed = (ext.ro_compat & 0x400 != 0).then(|| {
+        if ext.incompat & 0x2000 != 0 {
+            le32(sb, 0x270)
+        } else {
+            crc32c_raw(!0, &sb[0x68..0x78])
+        }
+    });
+    Ok(Some(MmpGeometry {
+        block_size: ext.block_size,
+        block,
+        update_interval,
+        csum_seed,
+    }))
+}
+
+/// The kernel's lower bound of the MMP check interval (EXT4_MMP_MIN_CHECK_INTERVAL).
+pub const MMP_MIN_CHECK_INTERVAL: u16 = 5;
+
+/// A clean MMP block, `block_size` bytes, as e2fsprogs' `ext2fs_mmp_reset`
+/// (`tune2fs -f -E clear_mmp`, the end of e2fsck) writes it: magic,
+/// sequence EXT4_MMP_SEQ_CLEAN, time 0, the writer's node and device
+/// names, check interval max(update interval, 5), zeros, and the checksum
+/// (crc32c of the first 1020 bytes) when the filesystem has `metadata_csum`.
+pub fn clean_mmp_block(g: &MmpGeometry, nodename: &str, bdevname: &str) -> Vec<u8> {
+    let mut b = vec![0u8; g.block_size as usize];
+    b[0..4].copy_from_slice(&MMP_MAGIC.to_le_bytes());
+    b[4..8].copy_from_slice(&MMP_SEQ_CLEAN.to_le_bytes());
+    let n = nodename.as_bytes();
+    let n = &n[..n.len().min(63)];
+    b[16..16 + n.len()].copy_from_slice(n);
+    let d = bdevname.as_bytes();
+    let d = &d[..d.len().min(31)];
+    b[80..80 + d.len()].copy_from_slice(d);
+    let ci = g.update_interval.max(MMP_MIN_CHECK_INTERVAL);
+    b[112..114].copy_from_slice(&ci.to_le_bytes());
+    if let Some(seed) = g.csum_seed {
+        let c = crc32c_raw(seed, &b[..1020]);
+        b[1020..1024].copy_from_slice(&c.to_le_bytes());
+    }
+    b
+}
+
+/// Sets the MMP block of the (unmounted) ext4 filesystem on `node` back to
+/// clean, as `tune2fs -f -E clear_mmp` does, so that the kernel's next
+/// mount does not wait: the one write vzfs makes to an MMP block, and only
+/// the OCF agent calls it, after it has proven the block's writer dead
+/// (the hook and vzfs-migrate never clear MMP).
+///
+/// The device is opened `O_RDWR | O_DIRECT | O_DSYNC` (an image file on a
+/// filesystem without `O_DIRECT`: `O_DSYNC` alone); the block size, the
+/// block's place and the checksum seed come from the superblock read
+/// through that descriptor. The block must still be `expect` (sequence,
+/// time, node and device names) right before the write, else nothing is
+/// written. The block is written from an aligned buffer, then read back
+/// around the page cache and compared byte for byte. `nodename` and
+/// `bdevname` are this node's, as e2fsprogs records the clearing host.
+pub fn mmp_reset(node: &Path, expect: &Mmp, nodename: &str, bdevname: &str) -> Result<Mmp> {
+    use std::os::unix::fs::FileExt;
+    let open = |direct: bool| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_DSYNC | libc::O_CLOEXEC | if direct { libc::O_DIRECT } else { 0 })
+            .open(node)
+    };
+    let file = match open(true) {
+        Ok(f) => f,
+        Err(e)
+            if e.raw_os_error() == Some(libc::EINVAL)
+                && std::fs::metadata(node).is_ok_and(|m| m.is_file()) =>
+        {
+            open(false).map_err(|e| Error::io("open for writing", node, e))?
+        }
+        Err(e) => return Err(Error::io("open for writing", node, e)),
+    };
+    let rw = Reader {
+        file,
+        path: node.to_path_buf(),
+    };
+    let dev = crate::text::path(node);
+    let head = rw.read_at(0, 4096)?;
+    let g = mmp_geometry(node, &head)?.ok_or_else(|| {
+        Error::device(
+            &dev,
+            "has no ext4 MMP block to clear (not ext4 with -O mmp); check VE_DEVICE",
+        )
+    })?;
+    let off = g.block.checked_mul(g.block_size).ok_or_else(|| {
+        Error::device(
+            &dev,
+            format!(
+                "superblock field s_mmp_block ({}) is impossible; run e2fsck on the device",
+                g.block
+            ),
+        )
+    })?;
+    let now = parse_mmp(node, g.block, &rw.read_at(off, 1024)?)?;
+    if now != *expect {
+        return Err(Error::device(
+            &dev,
+            format!(
+                "the MMP block changed before it could be cleared (sequence {:#x} of node {:?}, device {}, was {:#x} of node {:?}): another node writes to it; nothing was written. Find out which node mounts the filesystem before starting it here",
+                now.seq, now.nodename, now.bdevname, expect.seq, expect.nodename
+            ),
+        ));
+    }
+    let block = clean_mmp_block(&g, nodename, bdevname);
+    let mut buf = Aligned::new(block.len());
+    buf.as_mut().copy_from_slice(&block);
+    let b = buf.as_mut();
+    let mut done = 0;
+    while done < b.len() {
+        match rw.file.write_at(&b[done..], off + done as u64) {
+            Ok(0) => {
+                return Err(Error::io(
+                    "write the MMP block of",
+                    node,
+                    io::Error::from(io::ErrorKind::WriteZero),
+                ))
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io("write the MMP block of", node, e)),
+        }
+    }
+    rw.file
+        .sync_data()
+        .map_err(|e| Error::io("sync the MMP block of", node, e))?;
+    drop(rw);
+    let back = Reader::open(node)?.read_at(off, block.len())?;
+    if back != block {
+        return Err(Error::device(
+            &dev,
+            "the cleared MMP block does not read back as written (the LUN loses or reorders writes, or another node wrote at the same moment); do not start the container here until the storage is checked (`debugfs -R dump_mmp` on the device)",
+        ));
+    }
+    parse_mmp(node, g.block, &back)
+}
+
+#[cfg(test)]
+mod mmp_write_tests {
+    use super::*;
+    use std::os::unix::fs::FileExt;
+    use std::process::Command;
+
+    #[test]
+    fn crc32c_check_value() {
+        // The standard CRC-32C check value of "123456789".
+        assert_eq!(!crc32c_raw(!0, b"123456789"), 0xE306_9283);
+    }
+
+    /// An ext4 image with MMP made by mkfs.ext4 (e2fsprogs, a prerequisite).
+    fn image(name: &str, extra: &[&str]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("vzfs-mmp-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let img = dir.join("fs.img");
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(32 << 20)
+            .unwrap();
+        let o = Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-O", "mmp", "-E", "mmp_update_interval=1"])
+            .args(extra)
+            .arg(&img)
+            .output()
+            .expect("mkfs.ext4 (e2fsprogs; run scripts/install-prereqs)");
+        assert!(o.status.success(), "{o:?}");
+        img
+    }
+
+    fn geometry(img: &Path) -> MmpGeometry {
+        let head = Reader::open(img).unwrap().read_at(0, 4096).unwrap();
+        mmp_geometry(img, &head).unwrap().expect("MMP")
+    }
+
+    /// A dirty block as a dead node's kmmpd leaves it (with its checksum).
+    fn write_dirty(img: &Path, g: &MmpGeometry, seq: u32) -> Mmp {
+        let mut b = clean_mmp_block(g, "deadnode", "sdz");
+        b[4..8].copy_from_slice(&seq.to_le_bytes());
+        b[8..16].copy_from_slice(&1_796_000_000u64.to_le_bytes());
+        if let Some(s) = g.csum_seed {
+            let c = crc32c_raw(s, &b[..1020]);
+            b[1020..1024].copy_from_slice(&c.to_le_bytes());
+        }
+        let f = std::fs::OpenOptions::new().write(true).open(img).unwrap();
+        f.write_all_at(&b, g.block * g.block_size).unwrap();
+        f.sync_all().unwrap();
+        parse_mmp(img, g.block, &b).unwrap()
+    }
+
+    fn dump_mmp(img: &Path) -> String {
+        let o = Command::new("debugfs")
+            .args(["-R", "dump_mmp"])
+            .arg(img)
+            .output()
+            .expect("debugfs (e2fsprogs)");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    }
+
+    #[test]
+    fn checksum_matches_mkfs() {
+        // mkfs.ext4 writes a clean block with its checksum (metadata_csum
+        // is on by default); ours over the same fields is the same.
+        let img = image("csum", &["-O", "metadata_csum"]);
+        let g = geometry(&img);
+        assert!(g.csum_seed.is_some(), "{g:?}");
+        let b = Reader::open(&img)
+            .unwrap()
+            .read_at(g.block * g.block_size, 1024)
+            .unwrap();
+        assert_eq!(le32(&b, 4), MMP_SEQ_CLEAN);
+        assert_eq!(
+            crc32c_raw(g.csum_seed.unwrap(), &b[..1020]),
+            le32(&b, 1020),
+            "crc32c over the mkfs block"
+        );
+        let _ = std::fs::remove_dir_all(img.parent().unwrap());
+    }
+
+    #[test]
+    fn reset_clears_a_dead_block_and_e2fsprogs_reads_it() {
+        for (name, extra) in [
+            ("csum", &["-O", "metadata_csum"][..]),
+            ("nocsum", &["-O", "^metadata_csum"][..]),
+        ] {
+            let img = image(&format!("reset-{name}"), extra);
+            let g = geometry(&img);
+            assert_eq!(g.csum_seed.is_some(), name == "csum");
+            let dirty = write_dirty(&img, &g, 0x1234);
+            let d = dump_mmp(&img);
+            assert!(d.contains("00001234"), "{d}");
+            // A block that moved since it was proven dead: nothing written.
+            let mut other = dirty.clone();
+            other.seq = 0x1233;
+            let e = mmp_reset(&img, &other, "survivor", "loop9").unwrap_err();
+            assert!(e.to_string().contains("changed before"), "{e}");
+            assert!(dump_mmp(&img).contains("00001234"));
+            // The proven block: cleared, read back, and e2fsprogs reads it
+            // (its checksum checked) as clean.
+            let m = mmp_reset(&img, &dirty, "survivor", "loop9").unwrap();
+            assert!(m.is_clean(), "{m:?}");
+            assert_eq!(m.nodename, "survivor");
+            assert_eq!(m.check_interval, 5);
+            let d = dump_mmp(&img);
+            assert!(d.contains("ff4d4d50"), "{d}");
+            assert!(!d.to_lowercase().contains("checksum does not match"), "{d}");
+            let o = Command::new("e2fsck")
+                .args(["-fn"])
+                .arg(&img)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "e2fsck -fn after the reset: {o:?}");
+            let _ = std::fs::remove_dir_all(img.parent().unwrap());
+        }
     }
 }

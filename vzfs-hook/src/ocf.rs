@@ -13,9 +13,13 @@
 //!
 //! - `start` refuses (OCF_ERR_GENERIC, nothing installed) while the
 //!   filesystem is mounted anywhere on this node outside `VE_PRIVATE`/`VE_ROOT`
-//!   or while another node updates its MMP sequence; a dirty MMP block whose
-//!   sequence does not move (a fenced node) lets the takeover go on, and the
-//!   kernel waits its own MMP interval at the mount.
+//!   or while another node updates its MMP sequence or runs e2fsck on it. A
+//!   dirty MMP block whose writer is proven dead ([`takeover`]: its node
+//!   fenced after the block's last update, or the sequence still for the
+//!   kernel's own first wait) is taken over: set back to clean
+//!   ([`crate::device::mmp_reset`]) so that the kernel mounts without
+//!   waiting. With `mmp_takeover=false`: watched for twice the update
+//!   interval plus a second, and the kernel waits at the mount.
 //! - `stop` succeeds only when the device is released on this node; it never
 //!   kills a process outside the container: a holder makes the stop fail, so
 //!   the cluster fences the node.
@@ -45,6 +49,9 @@ use std::os::unix::io::FromRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "ocf_takeover.rs"]
+pub mod takeover;
 
 /// The name the binary answers to as an agent.
 pub const AGENT_NAME: &str = "container";
@@ -136,6 +143,12 @@ pub struct Params {
     pub config: PathBuf,
     pub dump_device: Option<String>,
     pub etc: VzEtc,
+    /// Take a dead node's MMP block over (set it clean) before the mount
+    /// (`mmp_takeover`, default on).
+    pub mmp_takeover: bool,
+    /// Which cluster node writes which host name into MMP blocks
+    /// (`mmp_nodes`), when that is not the node's own name.
+    pub mmp_nodes: Vec<takeover::MmpNode>,
 }
 
 impl Params {
@@ -171,11 +184,36 @@ impl Params {
                 msg: format!("{} is this node's own copy, which the agent installs and removes; keep the container's config on shared storage and name that file", config.display()),
             });
         }
+        let mmp_takeover = match get("mmp_takeover").as_deref() {
+            None => true,
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" | "y" => true,
+                "0" | "false" | "no" | "off" | "n" => false,
+                _ => {
+                    return Err(OcfError::Param {
+                        name: "mmp_takeover",
+                        msg: format!(
+                            "{:?} is not a boolean; give true or false",
+                            crate::text::escape(v)
+                        ),
+                    })
+                }
+            },
+        };
+        let mmp_nodes =
+            takeover::parse_mmp_nodes(&get("mmp_nodes").unwrap_or_default()).map_err(|msg| {
+                OcfError::Param {
+                    name: "mmp_nodes",
+                    msg,
+                }
+            })?;
         Ok(Params {
             ctid,
             config,
             dump_device: get("dump_device"),
             etc,
+            mmp_takeover,
+            mmp_nodes,
         })
     }
 
@@ -535,6 +573,174 @@ pub fn mmp_live_elsewhere(ctid: &str, dev: &Device) -> R<Option<String>> {
     Ok(None)
 }
 
+/// The `stonith_admin` of this node, if it has one (Pacemaker's PATH, then
+/// the usual places).
+fn stonith_admin_path() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.extend(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from));
+    dirs.into_iter()
+        .map(|d| d.join("stonith_admin"))
+        .find(|p| p.is_file())
+}
+
+/// The cluster's fencing history (`stonith_admin --history '*'
+/// --output-as=xml`, at most 5 s); `None` when this node cannot have it
+/// (no Pacemaker, no cluster running): then no fencing proves anything.
+fn fence_history() -> Option<Vec<takeover::FenceEvent>> {
+    let exe = stonith_admin_path()?;
+    let mut out = output_file().ok()?;
+    let mut child = Command::new(&exe)
+        .args(["--history", "*", "--output-as=xml"])
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().ok()?)
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let t0 = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) if st.success() => break,
+            Ok(Some(_)) | Err(_) => return None,
+            Ok(None) if t0.elapsed() > Duration::from_secs(5) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    out.rewind().ok()?;
+    let mut buf = Vec::new();
+    let _ = out.take(1 << 20).read_to_end(&mut buf);
+    Some(takeover::parse_fence_history(&String::from_utf8_lossy(
+        &buf,
+    )))
+}
+
+/// The real clock, LUN and fencing history of a [`takeover::watch`].
+struct RealWatch<'a> {
+    rdr: &'a device::Reader,
+    ext: &'a device::ExtInfo,
+    t0: Instant,
+}
+
+impl takeover::Watcher for RealWatch<'_> {
+    fn elapsed(&mut self) -> f64 {
+        self.t0.elapsed().as_secs_f64()
+    }
+    fn sleep(&mut self, secs: f64) {
+        std::thread::sleep(Duration::from_secs_f64(secs));
+    }
+    fn read(&mut self) -> std::result::Result<device::Mmp, String> {
+        self.rdr
+            .read_mmp(self.ext)
+            .map_err(|e| chain(&e))?
+            .ok_or_else(|| "the filesystem has no MMP block any more".to_string())
+    }
+    fn history(&mut self) -> Option<Vec<takeover::FenceEvent>> {
+        fence_history()
+    }
+}
+
+/// `start`'s MMP step with `mmp_takeover` on: a clean block (or none) goes
+/// on as it is; a dirty block is watched until its writer is proven dead
+/// ([`takeover::watch`]: fenced after its last update, or the sequence
+/// still for the kernel's own first wait), then set back to clean
+/// ([`device::mmp_reset`]: compared before, read back after) so that the
+/// kernel mounts without waiting. Refuses while the sequence moves, while
+/// e2fsck runs, or when the block cannot be cleared as written. Returns
+/// the path taken (for the log and the failover breakdown): `clean`,
+/// `no-mmp`, `fenced` or `still-<N>s`. Call only when this node does not
+/// have the filesystem mounted.
+pub fn mmp_takeover(p: &Params, dev: &Device) -> R<String> {
+    let Some((first, interval, rdr, ext)) = read_mmp(&p.ctid, dev)? else {
+        return Ok("no-mmp".into());
+    };
+    if first.is_clean() {
+        return Ok("clean".into());
+    }
+    let devn = dev.node.display();
+    let fsck = |m: &device::Mmp| {
+        refused(p, format!(
+            "refusing to start: e2fsck is running on {devn} from host {:?} (its device {}); wait for it to finish, then clean the resource up (crm_resource --cleanup -r RESOURCE); the agent never takes an e2fsck's MMP block over",
+            m.nodename, m.bdevname
+        ))
+    };
+    if first.is_fsck() {
+        return Err(fsck(&first));
+    }
+    let writer = takeover::writer_node(&first, &p.mmp_nodes);
+    let window = takeover::kernel_first_wait(interval, first.check_interval);
+    log::info(&format!(
+        "CT {}: the MMP block of {devn} names host {:?} (its device {}, sequence {:#x}, last update {}), {}; proving its writer dead before the takeover: a fencing of that node in the cluster's history, else its sequence standing still for {window}s (the kernel's own first wait)",
+        p.ctid,
+        first.nodename,
+        first.bdevname,
+        first.seq,
+        crate::timefmt::utc(first.time),
+        writer.as_deref().map_or("which maps to no cluster node (see parameter mmp_nodes)".to_string(), |n| format!("cluster node {n}")),
+    ));
+    let mut w = RealWatch {
+        rdr: &rdr,
+        ext: &ext,
+        t0: Instant::now(),
+    };
+    let verdict = takeover::watch(&mut w, &first, writer.as_deref(), window).map_err(|e| {
+        refused(
+            p,
+            format!("refusing to start: cannot read the MMP block of {devn} again: {e}; check the LUN's paths on this node"),
+        )
+    })?;
+    match verdict {
+        takeover::Verdict::Clean => Ok("clean".into()),
+        takeover::Verdict::Fsck(m) => Err(fsck(&m)),
+        takeover::Verdict::Live(now) => Err(refused(p, format!(
+            "refusing to start: the filesystem on {devn} is live on another node: its MMP block is being updated by host {:?} (its device {}, last update {}); stop the resource there, or if that node is hung, fence it (stonith_admin --fence NODE) before starting here",
+            now.nodename,
+            now.bdevname,
+            crate::timefmt::utc(now.time)
+        ))),
+        takeover::Verdict::Dead(proof, last) => {
+            let why = match &proof {
+                takeover::Proof::Fenced(e) => format!(
+                    "cluster node {} was fenced ({} completed {}) after the block's last update, and the sequence has not moved since",
+                    e.target,
+                    e.action,
+                    e.completed.map_or("?".into(), |c| crate::timefmt::utc(c.max(0) as u64))
+                ),
+                takeover::Proof::StoodStill(w) => format!(
+                    "its sequence stood still for {w}s, the kernel's own first wait for this block"
+                ),
+            };
+            let host = nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_default();
+            let ours = kernel_name(dev.dev).unwrap_or_else(|| {
+                dev.node
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            });
+            device::mmp_reset(&dev.node, &last, &host, &ours).map_err(|e| {
+                refused(p, format!(
+                    "refusing to start: the MMP block of {devn} (host {:?}, device {}) was proven dead ({why}) but could not be taken over: {}",
+                    last.nodename,
+                    last.bdevname,
+                    chain(&e)
+                ))
+            })?;
+            log::warn(&format!(
+                "CT {}: took over the MMP block of {devn} left by host {:?} (its device {}, sequence {:#x}): {why}; set back to clean and read back as written, so the kernel mounts without waiting",
+                p.ctid, last.nodename, last.bdevname, last.seq
+            ));
+            Ok(proof.tag())
+        }
+    }
+}
+
 /// The state `monitor` reports, with the reason for a failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Health {
@@ -730,11 +936,22 @@ pub fn start(p: &Params) -> R<()> {
         )));
     }
     let t_mmp = Instant::now();
+    let mut took = "off".to_string();
     if d.all.is_empty() {
-        if let Some(why) = mmp_live_elsewhere(&p.ctid, &dev)? {
+        if p.mmp_takeover {
+            match mmp_takeover(p, &dev) {
+                Ok(t) => took = t,
+                Err(e) => {
+                    cleanup_stale(p);
+                    return Err(e);
+                }
+            }
+        } else if let Some(why) = mmp_live_elsewhere(&p.ctid, &dev)? {
             cleanup_stale(p);
             return Err(refused(p, format!("refusing to start: {why}")));
         }
+    } else {
+        took = "mounted".into();
     }
     let data = config::read_bounded(&p.config).map_err(|e: ConfigError| OcfError::Config {
         ctid: p.ctid.clone(),
@@ -771,7 +988,7 @@ pub fn start(p: &Params) -> R<()> {
             // MMP check of a dead node's block, then the kernel's own MMP
             // wait inside the mount (vzctl start).
             log::info(&format!(
-                "CT {}: running on this node, {} mounted on {} (MMP check {mmp_secs:.1} s, vzctl start {start_secs:.1} s{kernel_wait})",
+                "CT {}: running on this node, {} mounted on {} (MMP check {mmp_secs:.1} s, takeover {took}, vzctl start {start_secs:.1} s{kernel_wait})",
                 p.ctid,
                 dev.node.display(),
                 ct.private.display()
@@ -930,7 +1147,7 @@ pub fn meta_data() -> String {
 An OpenVZ container (vzctl 4.x) on its own filesystem on a SAN LUN (VE_DEVICE), managed by vzfs.
 start installs the container's config from shared storage as /etc/vz/conf/CTID.conf and runs vzctl start
 (vzfs-hook mounts the device); it refuses while the filesystem is mounted elsewhere on this node or live
-on another node (ext4 MMP). stop runs vzctl stop and succeeds only when the device is released on this
+on another node (ext4 MMP); a dead node's MMP block is taken over (mmp_takeover). stop runs vzctl stop and succeeds only when the device is released on this
 node; it never kills processes outside the container, so a stop that cannot release the device fails
 and the cluster fences the node. monitor checks that the container runs on its device mounted on
 VE_PRIVATE, and on an MMP LUN that this node updates the MMP block. Needs fencing and, for ext4, MMP.
@@ -945,6 +1162,16 @@ VE_PRIVATE, and on an MMP LUN that this node updates the MMP block. Needs fencin
 <parameter name="config" unique="1" required="1">
 <longdesc lang="en">The path of the container's config (CTID.conf) on storage every node can read. start installs it atomically as /etc/vz/conf/CTID.conf, byte for byte; stop removes this node's copy. Its VE_DEVICE must name the LUN the same way on every node: UUID=, LABEL= or /dev/disk/by-id/...</longdesc>
 <shortdesc lang="en">Shared container config</shortdesc>
+<content type="string" default="" />
+</parameter>
+<parameter name="mmp_takeover" unique="0" required="0">
+<longdesc lang="en">On an ext4 filesystem with MMP, take a dead node's MMP block over before the mount: once its writer is proven dead (its node fenced after the block's last update, with the sequence unchanged since; or the sequence still for the kernel's own first wait, at least 11 s), start sets the block back to clean as tune2fs -f -E clear_mmp does (O_DIRECT, read back and checked), and the kernel mounts without waiting. Never while the sequence moves or e2fsck runs. false: watch the block as before and let the kernel wait at the mount.</longdesc>
+<shortdesc lang="en">Take a dead node's MMP block over</shortdesc>
+<content type="boolean" default="true" />
+</parameter>
+<parameter name="mmp_nodes" unique="0" required="0">
+<longdesc lang="en">Space-separated NODE=HOST[:DEVICE] pairs: the host name the kernel of cluster node NODE writes into MMP blocks (uname -n of its initial namespace) when it is not the node's name, optionally with its kernel name of the LUN (only where nodes share a host name). Without it the block's host name is taken as the node's name. A block no pair or several pairs match is proven dead only by its sequence standing still.</longdesc>
+<shortdesc lang="en">MMP host names of the cluster nodes</shortdesc>
 <content type="string" default="" />
 </parameter>
 <parameter name="dump_device" unique="0" required="0">
@@ -1132,5 +1359,14 @@ mod tests {
                 "{p}"
             );
         }
+        for p in ["mmp_takeover", "mmp_nodes", "dump_device"] {
+            assert!(
+                m.contains(&format!(
+                    r#"<parameter name="{p}" unique="0" required="0">"#
+                )),
+                "{p}"
+            );
+        }
+        assert!(m.contains(r#"<content type="boolean" default="true" />"#));
     }
 }
