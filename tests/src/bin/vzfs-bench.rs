@@ -867,13 +867,9 @@ impl Method {
 }
 
 /// Runs an action script as vzctl does: argv[0] the script path, no
-/// arguments, a cleared environment with vzctl's variables, stdin /dev/null.
-fn run_action(script: &Path) -> Res<std::process::Output> {
-    run_action_via(None, script)
-}
-
-/// [`run_action`], through `oldkernel` when given (which execs the script
-/// under the same argv[0]).
+/// arguments, a cleared environment with vzctl's variables, stdin /dev/null;
+/// through `oldkernel` when given (which execs the script under the same
+/// argv[0]).
 fn run_action_via(oldkernel: Option<&Path>, script: &Path) -> Res<std::process::Output> {
     let mut c = match oldkernel {
         Some(ok) => {
@@ -979,19 +975,23 @@ fn one_pair(lab: &Lab, m: Method, node: &Path, dev: &str) -> Res<Duration> {
                 verify(lab, dev, false, "umount2(2)", None)?;
                 Ok(up + down)
             }
-            Method::Hook | Method::Seed | Method::AltHook => {
+            Method::Hook | Method::Seed | Method::AltHook | Method::OldHook => {
                 let dir = match m {
-                    Method::Hook => lab.conf_dir(),
+                    Method::Hook | Method::OldHook => lab.conf_dir(),
                     Method::Seed => lab.seed_dir(),
                     _ => lab.alt_dir(),
                 };
+                let via = match m {
+                    Method::OldHook => Some(lab.oldkernel.as_deref().ok_or("no oldkernel built")?),
+                    _ => None,
+                };
                 let (pre, post) = (dir.join("vps.premount"), dir.join("vps.postumount"));
                 let t = Instant::now();
-                let o = run_action(&pre)?;
+                let o = run_action_via(via, &pre)?;
                 let up = t.elapsed();
                 verify(lab, dev, true, &pre.display().to_string(), Some(&o))?;
                 let t = Instant::now();
-                let o = run_action(&post)?;
+                let o = run_action_via(via, &post)?;
                 let down = t.elapsed();
                 verify(lab, dev, false, &post.display().to_string(), Some(&o))?;
                 Ok(up + down)
@@ -1007,20 +1007,6 @@ fn one_pair(lab: &Lab, m: Method, node: &Path, dev: &str) -> Res<Duration> {
                 let o = run_plain(&[&me.to_string_lossy(), RAW_UMOUNT_ARG, &p])?;
                 let down = t.elapsed();
                 verify(lab, dev, false, "exec'd umount2(2)", Some(&o))?;
-                Ok(up + down)
-            }
-            Method::OldHook => {
-                let ok = lab.oldkernel.as_deref().ok_or("no oldkernel built")?;
-                let dir = lab.conf_dir();
-                let (pre, post) = (dir.join("vps.premount"), dir.join("vps.postumount"));
-                let t = Instant::now();
-                let o = run_action_via(Some(ok), &pre)?;
-                let up = t.elapsed();
-                verify(lab, dev, true, "oldkernel vps.premount", Some(&o))?;
-                let t = Instant::now();
-                let o = run_action_via(Some(ok), &post)?;
-                let down = t.elapsed();
-                verify(lab, dev, false, "oldkernel vps.postumount", Some(&o))?;
                 Ok(up + down)
             }
             Method::OldFloor => {

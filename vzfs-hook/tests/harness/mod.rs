@@ -35,6 +35,19 @@ pub fn legacy() -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
+/// Legacy profile: `r` is the hook's refusal (exit 3, a device error) of a
+/// filesystem with `feature` (as the message writes it, with the release it
+/// needs) on the 2.6 kernel, and nothing of `dev` is mounted.
+pub fn assert_kernel_refused(r: &HookRun, feature: &str, dev: &Path) {
+    assert_code(r, 3, &format!("premount of {feature} on a 2.6.32 kernel"));
+    assert!(
+        r.stderr.contains(feature) && r.stderr.contains("kernel 2.6."),
+        "{}",
+        r.stderr
+    );
+    assert!(mounts_of(dev).is_empty());
+}
+
 pub const VZCTL_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 static SKIPPED: AtomicUsize = AtomicUsize::new(0);
