@@ -687,7 +687,8 @@ pub struct MountSamples {
 }
 
 impl MountSamples {
-    fn of(&self, host: &str) -> &[Read] {
+    /// The reads of `host`, in order.
+    pub fn of(&self, host: &str) -> &[Read] {
         self.reads
             .iter()
             .find(|(h, _)| h == host)
@@ -757,7 +758,9 @@ impl MountSamples {
     }
 }
 
-/// Samples which hosts have `lun` mounted (their mountinfo), every 100 ms,
+/// Samples which hosts have `lun` mounted (their mountinfo), every 10 ms (a
+/// survivor now mounts about 0.1 s after the fencing: the samples must fall
+/// between the two to prove their order),
 /// one thread per host, until `stop` is set, and once more after that.
 pub fn sample_mounts(lab: &Lab, lun: &Disk, stop: &std::sync::atomic::AtomicBool) -> MountSamples {
     let hosts: Vec<&Host> = lab
@@ -787,7 +790,7 @@ pub fn sample_mounts(lab: &Lab, lun: &Disk, stop: &std::sync::atomic::AtomicBool
                         if last {
                             break;
                         }
-                        std::thread::sleep(Duration::from_millis(100));
+                        std::thread::sleep(Duration::from_millis(10));
                     }
                     (h.name().to_string(), v)
                 })

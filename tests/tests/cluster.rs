@@ -92,9 +92,18 @@ fn mounted_after_fencing(
     let t = s.unmounted_until(survivor, failed_at).unwrap_or_else(|| {
         panic!("{survivor}: no read without the LUN before its mount after the failure: {s:?}")
     });
+    let near = |h: &str| -> Vec<String> {
+        s.of(h)
+            .iter()
+            .filter(|r| r.t0 >= failed_at - 0.5 && r.t0 <= fenced.end + 2.0)
+            .map(|r| format!("{:.3}:{}", r.t0, if r.mounted { "M" } else { "-" }))
+            .collect()
+    };
     assert!(
         t >= fenced.end,
-        "{survivor} may have mounted the LUN before {victim} was fenced ({fenced:?}): {s:?}"
+        "{survivor} may have mounted the LUN before {victim} was fenced ({fenced:?}); last read of {survivor} without it at {t:.3}; reads near the failure (t0:M mounted) {survivor}: {:?} {victim}: {:?}",
+        near(survivor),
+        near(victim)
     );
 }
 
