@@ -238,13 +238,15 @@ fn container_areas(etc: &VzEtc, ct: &CtFs) -> Result<paths::Areas> {
 
 /// Refuses when the same filesystem (by UUID) is mounted on this node
 /// through another device node. Uses the kernel's per-type list of mounted
-/// devices in `/sys/fs/<type>`, which covers every mount namespace.
+/// devices in `/sys/fs/<type>`, which covers every mount namespace; where
+/// the kernel has none (xfs before 3.18, btrfs before 3.14), every held
+/// block device ([`nodecache::held_device_uuids`]).
 fn check_same_fs_elsewhere(fs: &FsInfo, dev: &Device, lockdir: &Path) -> Result<()> {
     let Some(uuid) = &fs.uuid else { return Ok(()) };
     let dir = match fs.fstype.as_str() {
         "ext2" | "ext3" | "ext4" => "/sys/fs/ext4",
         "xfs" => "/sys/fs/xfs",
-        "btrfs" => {
+        "btrfs" if Path::new("/sys/fs/btrfs").is_dir() => {
             if Path::new("/sys/fs/btrfs").join(uuid).exists() {
                 return Err(Error::refused(format!(
                     "the btrfs filesystem UUID={uuid} on {} is already mounted on this node through another device; unmount it there first",
@@ -253,13 +255,19 @@ fn check_same_fs_elsewhere(fs: &FsInfo, dev: &Device, lockdir: &Path) -> Result<
             }
             return Ok(());
         }
+        "btrfs" => "/sys/fs/btrfs",
         _ => return Ok(()),
     };
     // Every mounted filesystem of the type, whatever its size (a LUN resized
     // on one path is still the same filesystem): its UUID from the node
     // index while the kernel's entry for that mount is the one recorded,
     // else from its superblock. A match is read again before the refusal.
-    for (node, other_uuid) in nodecache::mounted_uuids(dir, &dev.node, lockdir) {
+    let mounted = if Path::new(dir).is_dir() {
+        nodecache::mounted_uuids(dir, &dev.node, lockdir)
+    } else {
+        nodecache::held_device_uuids(&dev.node)
+    };
+    for (node, other_uuid) in mounted {
         if other_uuid != *uuid {
             continue;
         }

@@ -604,6 +604,52 @@ pub fn mounted_uuids(sysfs_dir: &str, skip: &Path, lockdir: &Path) -> Vec<(PathB
     out
 }
 
+/// The block device names in `/proc/partitions` text (`major minor
+/// #blocks name` after a header line); anything else is skipped.
+pub fn parse_partitions(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            (f.len() == 4 && numeric(f[0]) && numeric(f[1]) && numeric(f[2]))
+                .then(|| f[3])
+                .filter(|n| !n.is_empty() && !n.contains("..") && !n.starts_with('/'))
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// Where the kernel has no `/sys/fs/<type>` list of mounted devices (xfs
+/// before Linux 3.18, btrfs before 3.14: an OpenVZ 6 node): every block
+/// device of `/proc/partitions` but `skip` that is held (an exclusive open
+/// fails with EBUSY, as for a filesystem mounted in any mount namespace),
+/// with the UUID its superblock holds. Slower than the list, as safe.
+pub fn held_device_uuids(skip: &Path) -> Vec<(PathBuf, String)> {
+    let Ok(bytes) = config::read_bounded(Path::new("/proc/partitions")) else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let mut out = Vec::new();
+    for name in parse_partitions(&text) {
+        let node = Path::new("/dev").join(&name);
+        if node == skip {
+            continue;
+        }
+        let is_block = std::fs::symlink_metadata(&node)
+            .map(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
+            .unwrap_or(false);
+        if !is_block || !matches!(device::is_released(&node), Ok(false)) {
+            continue;
+        }
+        if let Ok(Probe::Fs(f)) = device::probe_mounted(&node) {
+            if let Some(u) = f.uuid {
+                out.push((node, u));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -660,5 +706,11 @@ mod tests {
         }
         assert_eq!(NodeCache::parse(&t.replace("end 1 2 1", "end 1 3 1")), None);
         assert_eq!(NodeCache::parse(&format!("{t}ct x\n")), None);
+    }
+
+    #[test]
+    fn partitions() {
+        let t = "major minor  #blocks  name\n\n   7        0      65536 loop0\n 254        0   41943040 vda\n   8   16 1 cciss/c0d0\n 1 2 3 ../etc\n x y z w\n";
+        assert_eq!(parse_partitions(t), ["loop0", "vda", "cciss/c0d0"]);
     }
 }

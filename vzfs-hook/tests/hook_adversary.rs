@@ -631,3 +631,40 @@ fn a_device_mounted_again_is_read_again() {
             .success());
     });
 }
+
+/// Where the kernel has no `/sys/fs/<type>` list (xfs before 3.18, btrfs
+/// before 3.14: OpenVZ 6), the same-filesystem rule reads every held block
+/// device: a mounted one is found with its UUID, an idle one is not read.
+#[test]
+fn without_the_kernels_list_held_devices_are_read() {
+    root_test("held_devices", |w| {
+        let mounted = w.disk("h1", "ext4", &[]);
+        let idle = w.disk("h2", "ext4", &[]);
+        std::fs::create_dir_all("/vz/mnt-h").unwrap();
+        assert!(Command::new("mount")
+            .arg(&mounted)
+            .arg("/vz/mnt-h")
+            .status()
+            .unwrap()
+            .success());
+        let uuid_of = |d: &Path| {
+            sh(&format!("blkid -p -o value -s UUID {}", d.display()))
+                .trim()
+                .to_string()
+        };
+        let found = vzfs::nodecache::held_device_uuids(Path::new("/dev/none"));
+        assert!(
+            found.contains(&(mounted.clone(), uuid_of(&mounted))),
+            "{found:?}"
+        );
+        assert!(!found.iter().any(|(n, _)| *n == idle), "{found:?}");
+        // the device being mounted itself is left out
+        let found = vzfs::nodecache::held_device_uuids(&mounted);
+        assert!(!found.iter().any(|(n, _)| *n == mounted), "{found:?}");
+        assert!(Command::new("umount")
+            .arg("/vz/mnt-h")
+            .status()
+            .unwrap()
+            .success());
+    });
+}
