@@ -211,8 +211,11 @@ fn container_areas(etc: &VzEtc, ct: &CtFs) -> Result<paths::Areas> {
     let mut out = paths::Areas::default();
     let canon = |p: PathBuf| paths::canonical_if_exists(&p).ok().flatten().unwrap_or(p);
     if let Some(r) = &ct.root {
-        out.areas
-            .push((ct.ctid.clone(), "VE_ROOT", canon(r.clone())));
+        out.areas.push((
+            ct.ctid.as_str().into(),
+            "VE_ROOT",
+            paths::normal(&canon(r.clone())).into(),
+        ));
     }
     let global = match &ct.global {
         Some(g) => g.clone(),

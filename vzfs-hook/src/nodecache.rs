@@ -44,6 +44,7 @@ use crate::paths;
 use std::collections::HashMap;
 use std::os::unix::fs::{DirEntryExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The index's file name in `LOCKDIR`.
 pub const CACHE_NAME: &str = "vzfs-node.cache";
@@ -100,15 +101,16 @@ impl Key {
     }
 }
 
-/// One container config as the index knows it.
+/// One container config (`<id>.conf`) as the index knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CtEntry {
-    /// `<CTID>.conf`.
-    pub name: String,
+    /// The CTID: digits only.
+    pub id: Arc<str>,
     pub key: Key,
     /// `None`: the config could not be read (warned each start, read again).
-    /// Else (key, configured path, canonical path) per area.
-    pub areas: Option<Vec<(&'static str, PathBuf, PathBuf)>>,
+    /// Else (key, configured path, canonical path) per area, both
+    /// [`paths::normal`]; the same `Arc` when they are equal.
+    pub areas: Option<Vec<(&'static str, Arc<Path>, Arc<Path>)>>,
 }
 
 /// The parsed index.
@@ -191,17 +193,18 @@ impl NodeCache {
             s.push_str(&format!("anc {} {}\n", escape(p), k.encode()));
         }
         for c in &self.cts {
-            s.push_str(&format!(
-                "ct {} {}",
-                escape(Path::new(&c.name)),
-                c.key.encode()
-            ));
+            s.push_str(&format!("ct {} {}", c.id, c.key.encode()));
             match &c.areas {
                 None => s.push_str(" bad"),
                 Some(a) => {
                     s.push_str(&format!(" {}", a.len()));
                     for (k, conf, canon) in a {
-                        s.push_str(&format!(" {k} {} {}", escape(conf), escape(canon)));
+                        let canon = if canon == conf {
+                            "=".to_string()
+                        } else {
+                            escape(canon)
+                        };
+                        s.push_str(&format!(" {k} {} {canon}", escape(conf)));
                     }
                 }
             }
@@ -250,7 +253,10 @@ impl NodeCache {
                     c.ancestors.push((p, Key::decode(&mut w)?));
                 }
                 "ct" => {
-                    let name = text_of(unescape(w.next()?)?)?;
+                    let id = w.next()?;
+                    if id.is_empty() || id.len() > 20 || !id.bytes().all(|b| b.is_ascii_digit()) {
+                        return None;
+                    }
                     let key = Key::decode(&mut w)?;
                     let areas = match w.next()? {
                         "bad" => None,
@@ -262,12 +268,21 @@ impl NodeCache {
                             let mut v = Vec::with_capacity(n);
                             for _ in 0..n {
                                 let k = area_key(w.next()?)?;
-                                v.push((k, unescape(w.next()?)?, unescape(w.next()?)?));
+                                let conf: Arc<Path> = paths::normal(&unescape(w.next()?)?).into();
+                                let canon = match w.next()? {
+                                    "=" => conf.clone(),
+                                    x => paths::normal(&unescape(x)?).into(),
+                                };
+                                v.push((k, conf, canon));
                             }
                             Some(v)
                         }
                     };
-                    c.cts.push(CtEntry { name, key, areas });
+                    c.cts.push(CtEntry {
+                        id: id.into(),
+                        key,
+                        areas,
+                    });
                 }
                 "fs" => {
                     let t = text_of(unescape(w.next()?)?)?;
@@ -345,14 +360,14 @@ impl NodeCache {
 
 /// The index as this process last read or wrote it, so premount reads the
 /// file once for both of its uses.
-static CURRENT: std::sync::Mutex<Option<(PathBuf, NodeCache)>> = std::sync::Mutex::new(None);
+static CURRENT: std::sync::Mutex<Option<(PathBuf, Arc<NodeCache>)>> = std::sync::Mutex::new(None);
 
-fn load_current(lockdir: &Path) -> Option<NodeCache> {
+fn load_current(lockdir: &Path) -> Option<Arc<NodeCache>> {
     let mut cur = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
     match &*cur {
         Some((d, c)) if d == lockdir => Some(c.clone()),
         _ => {
-            let c = NodeCache::load(lockdir)?;
+            let c = Arc::new(NodeCache::load(lockdir)?);
             *cur = Some((lockdir.to_path_buf(), c.clone()));
             Some(c)
         }
@@ -361,7 +376,7 @@ fn load_current(lockdir: &Path) -> Option<NodeCache> {
 
 fn store_current(lockdir: &Path, c: NodeCache) {
     c.store(lockdir);
-    *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = Some((lockdir.to_path_buf(), c));
+    *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = Some((lockdir.to_path_buf(), Arc::new(c)));
 }
 
 fn now_ns() -> i128 {
@@ -377,6 +392,38 @@ fn ancestors_of(p: &Path) -> impl Iterator<Item = &Path> {
     p.ancestors().skip(1)
 }
 
+/// `fstatat(dir, "<id>.conf", AT_SYMLINK_NOFOLLOW)` without an allocation:
+/// the per-config cost of a start that trusts the index.
+fn stat_conf(dir: &std::fs::File, id: &str) -> Option<Key> {
+    use std::os::fd::AsRawFd;
+    let mut name = [0u8; 32];
+    let n = id.len();
+    if n == 0 || n + 6 > name.len() {
+        return None;
+    }
+    name[..n].copy_from_slice(id.as_bytes());
+    name[n..n + 5].copy_from_slice(b".conf");
+    // SAFETY: `name` is NUL-terminated (zeroed past the name); `st` is
+    // written by the call.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let r = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr() as *const libc::c_char,
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    (r == 0).then(|| Key {
+        dev: st.st_dev,
+        ino: st.st_ino,
+        mode: st.st_mode,
+        size: st.st_size as u64,
+        mtime: st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128,
+        ctime: st.st_ctime as i128 * 1_000_000_000 + st.st_ctime_nsec as i128,
+    })
+}
+
 /// The other containers' areas: (CTID, key, canonical path) of
 /// `VE_PRIVATE` and `VE_ROOT` of every `<CTID>.conf` in `scripts_dir` but
 /// `own`, each config merged with `global` (read from `global_path`) as
@@ -388,38 +435,21 @@ pub fn other_areas(
     global: &ConfigFile,
     own: &str,
     lockdir: &Path,
-) -> crate::error::Result<Vec<(String, &'static str, PathBuf)>> {
+) -> crate::error::Result<Vec<paths::Area>> {
+    let list_err = |e| crate::error::Error::io("list container configs", scripts_dir, e);
     let old = load_current(lockdir).unwrap_or_default();
     let built = now_ns();
-    let dir_key = std::fs::metadata(scripts_dir)
-        .map(|m| Key::of(&m))
-        .map_err(|e| crate::error::Error::io("list container configs", scripts_dir, e))?;
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(scripts_dir)
+        .map_err(list_err)?;
+    let dir_key = Key::of(&dir.metadata().map_err(list_err)?);
     let global_key = Key::lstat(global_path);
     let trust_all = old.built != 0
         && old.global == global_key
         && !global_key.is_some_and(|k| k.racy(old.built));
-    let old_cts: HashMap<&str, &CtEntry> = if trust_all {
-        old.cts.iter().map(|c| (c.name.as_str(), c)).collect()
-    } else {
-        HashMap::new()
-    };
-    // The names: the recorded ones while the directory is as recorded.
-    let names: Vec<String> = if trust_all && old.dir == Some(dir_key) && !dir_key.racy(old.built) {
-        old.cts.iter().map(|c| c.name.clone()).collect()
-    } else {
-        let rd = std::fs::read_dir(scripts_dir)
-            .map_err(|e| crate::error::Error::io("list container configs", scripts_dir, e))?;
-        let mut v: Vec<String> = rd
-            .flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| {
-                n.strip_suffix(".conf")
-                    .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
-            })
-            .collect();
-        v.sort();
-        v
-    };
+    let names_ok = trust_all && old.dir == Some(dir_key) && !dir_key.racy(old.built);
     // Canonical paths recorded without symlinks stay true while every
     // directory above them is as recorded (and recorded: an index that
     // leaves one out proves nothing for that path).
@@ -428,101 +458,149 @@ pub fn other_areas(
             .ancestors
             .iter()
             .all(|(p, k)| !k.racy(old.built) && Key::lstat(p) == Some(*k));
-    let proven: std::collections::HashSet<&Path> =
-        old.ancestors.iter().map(|(p, _)| p.as_path()).collect();
-    let mut changed = !trust_all || old.dir != Some(dir_key) || dir_key.racy(built);
-    let mut cts = Vec::with_capacity(names.len());
-    let mut out = Vec::new();
-    let canon = |p: &Path| {
-        paths::canonical_if_exists(p)
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| p.to_path_buf())
+    let proven = |conf: &Path| {
+        canon_ok && ancestors_of(conf).all(|a| old.ancestors.iter().any(|(p, _)| p == a))
     };
-    for name in names {
-        let id = &name[..name.len() - ".conf".len()];
-        let path = scripts_dir.join(&name);
-        let Some(key) = Key::lstat(&path) else {
+    // The usual start: every record proven by a stat, nothing to write.
+    if names_ok && canon_ok {
+        let mut parents: Vec<&Path> = Vec::new();
+        let all = old.cts.iter().all(|c| {
+            stat_conf(&dir, &c.id).is_some_and(|k| k == c.key && !k.racy(old.built))
+                && c.areas.as_ref().is_some_and(|a| {
+                    a.iter().all(|(_, conf, canon)| {
+                        Arc::ptr_eq(conf, canon)
+                            && conf.parent().is_some_and(|p| {
+                                parents.contains(&p)
+                                    || (proven(conf) && {
+                                        parents.push(p);
+                                        true
+                                    })
+                            })
+                    })
+                })
+        });
+        if all {
+            return Ok(old
+                .cts
+                .iter()
+                .filter(|c| &*c.id != own)
+                .flat_map(|c| {
+                    c.areas
+                        .iter()
+                        .flatten()
+                        .map(move |(k, _, canon)| (c.id.clone(), *k, canon.clone()))
+                })
+                .collect());
+        }
+    }
+    let old_cts: HashMap<&str, &CtEntry> = if trust_all {
+        old.cts.iter().map(|c| (&*c.id, c)).collect()
+    } else {
+        HashMap::new()
+    };
+    // The names: the recorded ones while the directory is as recorded.
+    let ids: Vec<Arc<str>> = if names_ok {
+        old.cts.iter().map(|c| c.id.clone()).collect()
+    } else {
+        let rd = std::fs::read_dir(scripts_dir).map_err(list_err)?;
+        let mut v: Vec<Arc<str>> = rd
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter_map(|n| {
+                n.strip_suffix(".conf")
+                    .filter(|id| {
+                        !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit())
+                    })
+                    .map(Arc::from)
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let mut changed = !names_ok || !canon_ok || dir_key.racy(built);
+    let mut cts = Vec::with_capacity(ids.len());
+    let mut out = Vec::new();
+    let canon = |p: &Path| -> Arc<Path> {
+        let n = paths::normal(p);
+        match paths::canonical_if_exists(&n).ok().flatten() {
+            Some(c) if c == n => n.into(),
+            Some(c) => paths::normal(&c).into(),
+            None => n.into(),
+        }
+    };
+    for id in ids {
+        let Some(key) = stat_conf(&dir, &id) else {
             changed = true;
             continue;
         };
         let cached = old_cts
-            .get(name.as_str())
+            .get(&*id)
             .filter(|c| c.key == key && !key.racy(old.built) && c.areas.is_some());
-        let entry = match cached {
+        let areas = match cached {
             Some(c) => {
-                let areas = c.areas.as_ref().map(|a| {
-                    a.iter()
-                        .map(|(k, conf, cn)| {
-                            let cn = if canon_ok
-                                && cn == conf
-                                && ancestors_of(conf).all(|a| proven.contains(a))
-                            {
-                                cn.clone()
-                            } else {
-                                canon(conf)
-                            };
-                            (*k, conf.clone(), cn)
-                        })
-                        .collect()
-                });
-                if areas != c.areas {
+                let a: Vec<_> = c
+                    .areas
+                    .iter()
+                    .flatten()
+                    .map(|(k, conf, cn)| {
+                        if Arc::ptr_eq(conf, cn) && proven(conf) {
+                            (*k, conf.clone(), cn.clone())
+                        } else {
+                            let n = canon(conf);
+                            let n = if n == *conf { conf.clone() } else { n };
+                            (*k, conf.clone(), n)
+                        }
+                    })
+                    .collect();
+                if Some(&a) != c.areas.as_ref() {
                     changed = true;
                 }
-                CtEntry {
-                    name: name.clone(),
-                    key,
-                    areas,
-                }
+                Some(a)
             }
             None => {
                 changed = true;
-                let areas = match config::read(&path) {
+                let path = scripts_dir.join(format!("{id}.conf"));
+                match config::read(&path) {
                     Ok(f) => {
-                        let cfg = VzConfig::from_files(global.clone(), f, id);
+                        let cfg = VzConfig::from_files(global.clone(), f, &id);
                         let mut v = Vec::new();
                         for k in ["VE_PRIVATE", "VE_ROOT"] {
                             if let Ok(Some(p)) = cfg.path_value(k) {
-                                let c = canon(&p);
-                                v.push((area_key(k).expect("known key"), p, c));
+                                let conf: Arc<Path> = paths::normal(&p).into();
+                                let c = canon(&conf);
+                                let c = if c == conf { conf.clone() } else { c };
+                                v.push((area_key(k).expect("known key"), conf, c));
                             }
                         }
                         Some(v)
                     }
                     Err(e) => {
-                        if id != own {
+                        if &*id != own {
                             log::warn(&format!(
                                 "skipping the config of CT {id} in the check of other containers' areas: {e}"
                             ));
                         }
                         None
                     }
-                };
-                CtEntry {
-                    name: name.clone(),
-                    key,
-                    areas,
                 }
             }
         };
-        if id != own {
-            for (k, _, c) in entry.areas.iter().flatten() {
-                out.push((id.to_string(), *k, c.clone()));
-            }
-        }
         if key.racy(built) {
             changed = true;
         }
+        let entry = CtEntry { id, key, areas };
+        if &*entry.id != own {
+            for (k, _, c) in entry.areas.iter().flatten() {
+                out.push((entry.id.clone(), *k, c.clone()));
+            }
+        }
         cts.push(entry);
-    }
-    if !canon_ok {
-        changed = true;
     }
     if changed {
         let mut anc: Vec<PathBuf> = cts
             .iter()
             .flat_map(|c| c.areas.iter().flatten())
-            .filter(|(_, conf, cn)| conf == cn)
+            .filter(|(_, conf, cn)| Arc::ptr_eq(conf, cn))
             .flat_map(|(_, conf, _)| ancestors_of(conf).map(Path::to_path_buf))
             .collect();
         anc.sort();
@@ -537,7 +615,7 @@ pub fn other_areas(
             global: global_key,
             ancestors,
             cts,
-            fs: old.fs,
+            fs: old.fs.clone(),
         };
         store_current(lockdir, new);
     }
@@ -596,7 +674,7 @@ pub fn mounted_uuids(sysfs_dir: &str, skip: &Path, lockdir: &Path) -> Vec<(PathB
     }
     let stale = known.len() != fresh.len();
     if changed || stale {
-        let mut c = cache.unwrap_or_default();
+        let mut c = cache.map(|c| (*c).clone()).unwrap_or_default();
         c.fs.retain(|(t, ..)| t != sysfs_dir);
         c.fs.extend(fresh);
         store_current(lockdir, c);
@@ -682,16 +760,25 @@ mod tests {
             ancestors: vec![(PathBuf::from("/vz"), k)],
             cts: vec![
                 CtEntry {
-                    name: "101.conf".into(),
+                    id: "101".into(),
                     key: k,
                     areas: Some(vec![(
                         "VE_PRIVATE",
-                        PathBuf::from("/vz/private/101"),
-                        PathBuf::from("/vz/private/101"),
+                        Path::new("/vz/private/101").into(),
+                        Path::new("/vz/private/101").into(),
                     )]),
                 },
                 CtEntry {
-                    name: "102.conf".into(),
+                    id: "103".into(),
+                    key: k,
+                    areas: Some(vec![(
+                        "VE_ROOT",
+                        Path::new("/srv/x y").into(),
+                        Path::new("/data/103").into(),
+                    )]),
+                },
+                CtEntry {
+                    id: "102".into(),
                     key: k,
                     areas: None,
                 },
@@ -704,7 +791,7 @@ mod tests {
         for cut in 0..t.len() - 1 {
             assert_eq!(NodeCache::parse(&t[..cut]), None, "cut at {cut}");
         }
-        assert_eq!(NodeCache::parse(&t.replace("end 1 2 1", "end 1 3 1")), None);
+        assert_eq!(NodeCache::parse(&t.replace("end 1 3 1", "end 1 2 1")), None);
         assert_eq!(NodeCache::parse(&format!("{t}ct x\n")), None);
     }
 

@@ -279,13 +279,33 @@ pub const SYSTEM_TREES: &[&str] = &[
     "/sbin", "/sys", "/usr",
 ];
 
+/// (CTID, key, canonical path) of an area, shared with the node index
+/// ([`crate::nodecache`]) without copying; the path has no `.` and no
+/// repeated `/` ([`normal`]), so [`within`] compares it byte-wise.
+pub type Area = (std::sync::Arc<str>, &'static str, std::sync::Arc<Path>);
+
+/// `p` with its components as `Path::components` sees them (no `.`, no
+/// repeated or trailing `/`; `..` kept): the form [`within`] compares.
+pub fn normal(p: &Path) -> PathBuf {
+    p.components().collect()
+}
+
+/// Whether `p` is `base` or below it, component-wise (`/vz/private/10` is
+/// not below `/vz/private/1`), for two [`normal`] paths: a byte prefix
+/// ending at a component boundary, without walking components.
+pub fn within(p: &Path, base: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let (p, b) = (p.as_os_str().as_bytes(), base.as_os_str().as_bytes());
+    p.starts_with(b) && (p.len() == b.len() || b.ends_with(b"/") || p[b.len()] == b'/')
+}
+
 /// Where a container's areas are, for [`check_private_allowed`].
 #[derive(Debug, Clone, Default)]
 pub struct Areas {
     /// (CTID, key, canonical path): other containers' `VE_PRIVATE`/`VE_ROOT`,
     /// and this container's own `VE_ROOT`. A private area may be neither
     /// inside one nor an ancestor of one.
-    pub areas: Vec<(String, &'static str, PathBuf)>,
+    pub areas: Vec<Area>,
     /// (key, directory): the fixed directory part of the `vz.conf`
     /// templates (`/vz/private` of `/vz/private/$VEID`). A private area may
     /// not be that directory or an ancestor of it.
@@ -350,8 +370,9 @@ pub fn check_private_allowed(configured: &Path, canon: &Path, areas: &Areas) -> 
         )));
     }
     check_not_inside(canon, configured, &areas.areas)?;
+    let canon_n = normal(canon);
     for (ctid, key, area) in &areas.areas {
-        if area.starts_with(canon) {
+        if within(area, &canon_n) {
             return Err(Error::refused(format!(
                 "VE_PRIVATE {} contains {key} of container {ctid} ({}): a device mounted there would hide that container's files. Check VE_PRIVATE (a '$VEID' forgotten?)",
                 shown(),
@@ -424,13 +445,10 @@ pub fn check_empty(mp: &MountPoint, device: &str) -> Result<()> {
 /// Refuses `canon` when it lies inside (or is) one of `areas` (another
 /// container's `VE_ROOT`/`VE_PRIVATE`, canonical), comparing components, not
 /// string prefixes. `what` names the key being checked.
-pub fn check_not_inside(
-    canon: &Path,
-    configured: &Path,
-    areas: &[(String, &'static str, PathBuf)],
-) -> Result<()> {
+pub fn check_not_inside(canon: &Path, configured: &Path, areas: &[Area]) -> Result<()> {
+    let canon_n = normal(canon);
     for (ctid, key, area) in areas {
-        if canon.starts_with(area) {
+        if within(&canon_n, area) {
             return Err(Error::refused(format!(
                 "VE_PRIVATE {} resolves to {}, inside {} of container {} ({}); a symlink in the path may have been planted from inside a container. Fix the path (no symlinks into container areas) before mounting",
                 crate::text::path(configured),
@@ -457,11 +475,30 @@ mod tests {
     }
 
     #[test]
+    fn within_is_componentwise_bytewise() {
+        let w = |a: &str, b: &str| within(&normal(Path::new(a)), &normal(Path::new(b)));
+        assert!(w("/vz/private/10", "/vz/private/10"));
+        assert!(w("/vz/private/10/x", "/vz/private/10"));
+        assert!(!w("/vz/private/101", "/vz/private/10"));
+        assert!(w("/vz", "/"));
+        assert!(w("/vz//private/./10/", "/vz/private"));
+        assert!(!w("/vz", "/vz/private"));
+        for (a, b) in [
+            ("/a/b", "/a"),
+            ("/a", "/a/b"),
+            ("/ab", "/a"),
+            ("/a/../b", "/a"),
+        ] {
+            assert_eq!(w(a, b), Path::new(a).starts_with(b), "{a} {b}");
+        }
+    }
+
+    #[test]
     fn inside_is_componentwise() {
-        let areas = vec![(
-            "10".to_string(),
+        let areas: Vec<Area> = vec![(
+            "10".into(),
             "VE_PRIVATE",
-            PathBuf::from("/vz/private/10"),
+            Path::new("/vz/private/10").into(),
         )];
         assert!(check_not_inside(Path::new("/vz/private/101"), Path::new("/x"), &areas).is_ok());
         assert!(
@@ -482,7 +519,11 @@ mod tests {
         );
         assert_eq!(template_dir("/vz/private/101"), None);
         let areas = Areas {
-            areas: vec![("102".into(), "VE_PRIVATE", PathBuf::from("/srv/vz/p/102"))],
+            areas: vec![(
+                "102".into(),
+                "VE_PRIVATE",
+                Path::new("/srv/vz/p/102").into(),
+            )],
             templates: vec![("VE_PRIVATE", PathBuf::from("/vz/private"))],
         };
         let ok = |p: &str| check_private_allowed(Path::new(p), Path::new(p), &areas);
@@ -503,7 +544,11 @@ mod tests {
         }
         // Componentwise: /vz/private/10 is not an ancestor of /vz/private/101.
         let areas = Areas {
-            areas: vec![("101".into(), "VE_PRIVATE", PathBuf::from("/vz/private/101"))],
+            areas: vec![(
+                "101".into(),
+                "VE_PRIVATE",
+                Path::new("/vz/private/101").into(),
+            )],
             templates: vec![],
         };
         assert!(check_private_allowed(

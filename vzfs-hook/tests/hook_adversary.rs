@@ -514,11 +514,8 @@ fn a_config_changed_behind_the_node_index_still_counts() {
             assert_code(&w.vzctl_hook("vps.postumount", "101"), 0, "postumount 101");
         }
         let index = std::fs::read_to_string("/vz/lock/vzfs-node.cache").unwrap();
-        assert!(index.contains("ct 102.conf "), "{index}");
-        assert!(
-            index.contains("VE_ROOT /vz/root/102 /vz/root/102"),
-            "{index}"
-        );
+        assert!(index.contains("ct 102 "), "{index}");
+        assert!(index.contains("VE_ROOT /vz/root/102 ="), "{index}");
 
         // Same size, same mtime: VE_ROOT now above every private area.
         let p = "/etc/vz/conf/102.conf";
@@ -666,5 +663,71 @@ fn without_the_kernels_list_held_devices_are_read() {
             .status()
             .unwrap()
             .success());
+    });
+}
+
+/// The node index never keeps a canonical path the filesystem no longer
+/// gives: an area reached through a symlink is resolved on every start, and
+/// a directory above an area replaced by a symlink is seen at once (the
+/// directories above each area are part of the proof).
+#[test]
+fn areas_moved_by_symlinks_behind_the_node_index_still_count() {
+    root_test("index_symlinks", |w| {
+        let d1 = w.disk("s1", "ext4", &[]);
+        let d2 = w.disk("s2", "ext4", &[]);
+        ct(w, "101", &d1, "");
+        std::fs::create_dir_all("/vz/r/102").unwrap();
+        std::fs::create_dir_all("/vz/elsewhere/103").unwrap();
+        std::os::unix::fs::symlink("/vz/elsewhere/103", "/vz/link103").unwrap();
+        ct(w, "102", &d2, "VE_ROOT=\"/vz/r/102\"\n");
+        ct(w, "103", &d2, "VE_ROOT=\"/vz/link103\"\n");
+        std::thread::sleep(Duration::from_millis(2200));
+        for _ in 0..2 {
+            assert_code(&w.vzctl_hook("vps.premount", "101"), 0, "premount 101");
+            assert_code(&w.vzctl_hook("vps.postumount", "101"), 0, "postumount 101");
+        }
+        let index = std::fs::read_to_string("/vz/lock/vzfs-node.cache").unwrap();
+        assert!(index.contains("VE_ROOT /vz/r/102 ="), "{index}");
+        assert!(
+            index.contains("VE_ROOT /vz/link103 /vz/elsewhere/103"),
+            "{index}"
+        );
+        let refused = |ctx: &str, needle: &str| {
+            let r = w.vzctl_hook("vps.premount", "101");
+            assert_code(&r, 4, ctx);
+            assert!(r.stderr.contains(needle), "{ctx}: {}", r.stderr);
+            assert!(mounts_of(&d1).is_empty(), "{ctx}: mounted");
+        };
+        // 103's symlink now leads into 101's area
+        std::fs::create_dir_all("/vz/private/101").unwrap();
+        std::fs::remove_file("/vz/link103").unwrap();
+        std::os::unix::fs::symlink("/vz/private/101/x", "/vz/link103").unwrap();
+        std::fs::create_dir_all("/vz/private/101/x").unwrap();
+        refused(
+            "a symlinked area moved",
+            "contains VE_ROOT of container 103",
+        );
+        std::fs::remove_dir("/vz/private/101/x").unwrap();
+        std::fs::remove_file("/vz/link103").unwrap();
+        std::os::unix::fs::symlink("/vz/elsewhere/103", "/vz/link103").unwrap();
+        std::thread::sleep(Duration::from_millis(2200));
+        assert_code(
+            &w.vzctl_hook("vps.premount", "101"),
+            0,
+            "premount 101 again",
+        );
+        assert_code(
+            &w.vzctl_hook("vps.postumount", "101"),
+            0,
+            "postumount 101 again",
+        );
+        // /vz/r replaced by a symlink into 101's area: 102's VE_ROOT follows
+        std::fs::create_dir_all("/vz/private/101/102").unwrap();
+        std::fs::rename("/vz/r", "/vz/r-old").unwrap();
+        std::os::unix::fs::symlink("/vz/private/101", "/vz/r").unwrap();
+        refused(
+            "a directory above an area replaced",
+            "contains VE_ROOT of container 102",
+        );
     });
 }
