@@ -95,8 +95,8 @@ impl Key {
             ino: w.next()?.parse().ok()?,
             mode: w.next()?.parse().ok()?,
             size: w.next()?.parse().ok()?,
-            mtime: w.next()?.parse().ok()?,
-            ctime: w.next()?.parse().ok()?,
+            mtime: w.next()?.parse::<i64>().ok()?.into(),
+            ctime: w.next()?.parse::<i64>().ok()?.into(),
         })
     }
 }
@@ -171,6 +171,22 @@ pub fn unescape(s: &str) -> Option<PathBuf> {
     Some(PathBuf::from(std::ffi::OsString::from_vec(out)))
 }
 
+/// An area path of the index: [`unescape`]d and [`paths::normal`], with one
+/// allocation in the usual case (plain text, already normal).
+fn area_path(s: &str) -> Option<Arc<Path>> {
+    let b = s.as_bytes();
+    let plain = !b.contains(&b'\\')
+        && b.first() == Some(&b'/')
+        && (b.len() == 1 || !b.ends_with(b"/"))
+        && !b.windows(2).any(|w| w == b"//")
+        && !b.windows(3).any(|w| w == b"/./")
+        && !b.ends_with(b"/.");
+    if plain {
+        return Some(Arc::from(Path::new(s)));
+    }
+    Some(paths::normal(&unescape(s)?).into())
+}
+
 fn area_key(k: &str) -> Option<&'static str> {
     match k {
         "VE_PRIVATE" => Some("VE_PRIVATE"),
@@ -243,7 +259,8 @@ impl NodeCache {
                 }
                 return None;
             }
-            let mut w = line.split(' ');
+            // single spaces only: an empty word (two spaces) fails the parse
+            let mut w = line.split(|c: char| c == ' ');
             match w.next()? {
                 "built" => c.built = w.next()?.parse().ok()?,
                 "dir" => c.dir = Some(Key::decode(&mut w)?),
@@ -268,10 +285,10 @@ impl NodeCache {
                             let mut v = Vec::with_capacity(n);
                             for _ in 0..n {
                                 let k = area_key(w.next()?)?;
-                                let conf: Arc<Path> = paths::normal(&unescape(w.next()?)?).into();
+                                let conf = area_path(w.next()?)?;
                                 let canon = match w.next()? {
                                     "=" => conf.clone(),
-                                    x => paths::normal(&unescape(x)?).into(),
+                                    x => area_path(x)?,
                                 };
                                 v.push((k, conf, canon));
                             }
@@ -392,6 +409,22 @@ fn ancestors_of(p: &Path) -> impl Iterator<Item = &Path> {
     p.ancestors().skip(1)
 }
 
+/// The parent of a [`paths::normal`] absolute path, by its last `/`
+/// (`Path::parent` walks the components).
+fn parent_of(p: &Path) -> Option<&Path> {
+    use std::os::unix::ffi::OsStrExt;
+    let b = p.as_os_str().as_bytes();
+    let i = b.iter().rposition(|&c| c == b'/')?;
+    if b.len() <= 1 {
+        return None;
+    }
+    Some(Path::new(std::ffi::OsStr::from_bytes(if i == 0 {
+        b"/"
+    } else {
+        &b[..i]
+    })))
+}
+
 /// `fstatat(dir, "<id>.conf", AT_SYMLINK_NOFOLLOW)` without an allocation:
 /// the per-config cost of a start that trusts the index.
 fn stat_conf(dir: &std::fs::File, id: &str) -> Option<Key> {
@@ -469,7 +502,7 @@ pub fn other_areas(
                 && c.areas.as_ref().is_some_and(|a| {
                     a.iter().all(|(_, conf, canon)| {
                         Arc::ptr_eq(conf, canon)
-                            && conf.parent().is_some_and(|p| {
+                            && parent_of(conf).is_some_and(|p| {
                                 parents.contains(&p)
                                     || (proven(conf) && {
                                         parents.push(p);
@@ -793,6 +826,13 @@ mod tests {
         }
         assert_eq!(NodeCache::parse(&t.replace("end 1 3 1", "end 1 2 1")), None);
         assert_eq!(NodeCache::parse(&format!("{t}ct x\n")), None);
+    }
+
+    #[test]
+    fn parents() {
+        for p in ["/", "/vz", "/vz/private/101", "/a/b/.."] {
+            assert_eq!(parent_of(Path::new(p)), Path::new(p).parent(), "{p}");
+        }
     }
 
     #[test]
