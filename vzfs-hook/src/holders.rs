@@ -124,14 +124,22 @@ pub fn namespaces_holding(dev: DevNum, include_own: bool) -> Vec<NsHolder> {
 
 /// [`namespaces_holding`] with `proc` as `/proc`.
 fn namespaces_holding_in(proc: &Path, dev: DevNum, include_own: bool) -> Vec<NsHolder> {
-    let own = std::fs::read_link(proc.join("thread-self/ns/mnt")).ok();
+    // thread-self is 3.17+; before it (Debian 8's 3.16) self, the same for
+    // the single-threaded hook
+    let own = std::fs::read_link(proc.join("thread-self/ns/mnt"))
+        .or_else(|_| std::fs::read_link(proc.join("self/ns/mnt")))
+        .ok();
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     // Linux before 3.8 (OpenVZ 6's 2.6.32) has no /proc/PID/ns: every
     // process's mount table is read, and a namespace is told by the ids of
     // the mounts of `dev` in it (mount ids are unique per namespace).
     let own_table = || {
-        let p = proc.join("self/mountinfo");
+        let p = if proc.join("thread-self").exists() {
+            proc.join("thread-self/mountinfo")
+        } else {
+            proc.join("self/mountinfo")
+        };
         std::fs::read_to_string(&p)
             .ok()
             .and_then(|t| MountTable::parse(&p, &t).ok())

@@ -242,8 +242,8 @@ fn container_areas(etc: &VzEtc, ct: &CtFs) -> Result<paths::Areas> {
 /// Refuses when the same filesystem (by UUID) is mounted on this node
 /// through another device node. Uses the kernel's per-type list of mounted
 /// devices in `/sys/fs/<type>`, which covers every mount namespace; where
-/// the kernel has none (xfs before 3.18, btrfs before 3.14), every held
-/// block device ([`nodecache::held_device_uuids`]).
+/// the kernel has none (xfs before 3.18, btrfs before 3.14), the mounts of
+/// this namespace ([`nodecache::mounted_here_uuids`]).
 fn check_same_fs_elsewhere(fs: &FsInfo, dev: &Device, lockdir: &Path) -> Result<()> {
     let Some(uuid) = &fs.uuid else { return Ok(()) };
     let dir = match fs.fstype.as_str() {
@@ -268,7 +268,7 @@ fn check_same_fs_elsewhere(fs: &FsInfo, dev: &Device, lockdir: &Path) -> Result<
     let mounted = if Path::new(dir).is_dir() {
         nodecache::mounted_uuids(dir, &dev.node, lockdir)
     } else {
-        nodecache::held_device_uuids(&dev.node)
+        nodecache::mounted_here_uuids(&fs.fstype, &dev.node)
     };
     for (node, other_uuid) in mounted {
         if other_uuid != *uuid {

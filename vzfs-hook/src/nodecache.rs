@@ -715,41 +715,38 @@ pub fn mounted_uuids(sysfs_dir: &str, skip: &Path, lockdir: &Path) -> Vec<(PathB
     out
 }
 
-/// The block device names in `/proc/partitions` text (`major minor
-/// #blocks name` after a header line); anything else is skipped.
-pub fn parse_partitions(text: &str) -> Vec<String> {
-    text.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-            (f.len() == 4 && numeric(f[0]) && numeric(f[1]) && numeric(f[2]))
-                .then(|| f[3])
-                .filter(|n| !n.is_empty() && !n.contains("..") && !n.starts_with('/'))
-                .map(str::to_string)
-        })
-        .collect()
-}
-
 /// Where the kernel has no `/sys/fs/<type>` list of mounted devices (xfs
-/// before Linux 3.18, btrfs before 3.14: an OpenVZ 6 node): every block
-/// device of `/proc/partitions` but `skip` that is held (an exclusive open
-/// fails with EBUSY, as for a filesystem mounted in any mount namespace),
-/// with the UUID its superblock holds. Slower than the list, as safe.
-pub fn held_device_uuids(skip: &Path) -> Vec<(PathBuf, String)> {
-    let Ok(bytes) = config::read_bounded(Path::new("/proc/partitions")) else {
+/// before Linux 3.18, btrfs before 3.14: an OpenVZ 6 node): the filesystems
+/// of `fstype` mounted in this mount namespace (its mountinfo) but
+/// on `skip`, with the UUID their superblock holds. No other device is
+/// opened (an exclusive open would make a concurrent mount of it fail, a
+/// read of an idle one may hang on a dead path). Mounts made only inside
+/// another mount namespace are not seen here: those kernels have no
+/// `/proc/PID/ns` to find them by; premount still refuses the device itself
+/// when it is held anywhere (its exclusive open).
+pub fn mounted_here_uuids(fstype: &str, skip: &Path) -> Vec<(PathBuf, String)> {
+    let p = [crate::sys::MOUNTINFO, crate::sys::MOUNTINFO_OLD]
+        .map(Path::new)
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new(crate::sys::MOUNTINFO_OLD));
+    let Ok(text) = std::fs::read_to_string(p) else {
         return Vec::new();
     };
-    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let Ok(t) = crate::mountinfo::MountTable::parse(p, &text) else {
+        return Vec::new();
+    };
+    let mut seen = Vec::new();
     let mut out = Vec::new();
-    for name in parse_partitions(&text) {
-        let node = Path::new("/dev").join(&name);
-        if node == skip {
+    for e in t.entries.iter().filter(|e| e.fstype == fstype) {
+        if seen.contains(&e.dev) {
             continue;
         }
-        let is_block = std::fs::symlink_metadata(&node)
-            .map(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
-            .unwrap_or(false);
-        if !is_block || !matches!(device::is_released(&node), Ok(false)) {
+        seen.push(e.dev);
+        let Some(node) = device::node_for(e.dev) else {
+            continue;
+        };
+        if node == skip {
             continue;
         }
         if let Ok(Probe::Fs(f)) = device::probe_mounted(&node) {
@@ -833,11 +830,5 @@ mod tests {
         for p in ["/", "/vz", "/vz/private/101", "/a/b/.."] {
             assert_eq!(parent_of(Path::new(p)), Path::new(p).parent(), "{p}");
         }
-    }
-
-    #[test]
-    fn partitions() {
-        let t = "major minor  #blocks  name\n\n   7        0      65536 loop0\n 254        0   41943040 vda\n   8   16 1 cciss/c0d0\n 1 2 3 ../etc\n x y z w\n";
-        assert_eq!(parse_partitions(t), ["loop0", "vda", "cciss/c0d0"]);
     }
 }

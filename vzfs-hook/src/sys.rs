@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 /// both for the single-threaded binaries and for a test thread that has its
 /// own mount namespace.
 pub const MOUNTINFO: &str = "/proc/thread-self/mountinfo";
+/// [`MOUNTINFO`] where the kernel has no `/proc/thread-self` (before 3.17).
+pub const MOUNTINFO_OLD: &str = "/proc/self/mountinfo";
 
 /// One mount(2) call.
 #[derive(Debug, Clone)]
@@ -88,7 +90,13 @@ impl Sys for RealSys {
         // The file reports size 0; a large buffer saves many small reads.
         use std::io::Read;
         let mut s = String::with_capacity(64 * 1024);
-        std::fs::File::open(MOUNTINFO)?.read_to_string(&mut s)?;
+        // /proc/thread-self is Linux 3.17+; before it (OpenVZ 6's 2.6.32,
+        // Debian 8's 3.16) /proc/self, the same for the single-threaded hook
+        let mut f = match std::fs::File::open(MOUNTINFO) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::File::open(MOUNTINFO_OLD)?,
+            r => r?,
+        };
+        f.read_to_string(&mut s)?;
         Ok(s)
     }
 }

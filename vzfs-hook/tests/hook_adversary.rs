@@ -630,10 +630,11 @@ fn a_device_mounted_again_is_read_again() {
 }
 
 /// Where the kernel has no `/sys/fs/<type>` list (xfs before 3.18, btrfs
-/// before 3.14: OpenVZ 6), the same-filesystem rule reads every held block
-/// device: a mounted one is found with its UUID, an idle one is not read.
+/// before 3.14: OpenVZ 6), the same-filesystem rule reads the filesystems
+/// of the type mounted in this namespace: a mounted one is found with its
+/// UUID, an idle one is not opened, the device being mounted is left out.
 #[test]
-fn without_the_kernels_list_held_devices_are_read() {
+fn without_the_kernels_list_the_mounts_here_are_read() {
     root_test("held_devices", |w| {
         let mounted = w.disk("h1", "ext4", &[]);
         let idle = w.disk("h2", "ext4", &[]);
@@ -649,15 +650,19 @@ fn without_the_kernels_list_held_devices_are_read() {
                 .trim()
                 .to_string()
         };
-        let found = vzfs::nodecache::held_device_uuids(Path::new("/dev/none"));
+        let found = vzfs::nodecache::mounted_here_uuids("ext4", Path::new("/dev/none"));
         assert!(
             found.contains(&(mounted.clone(), uuid_of(&mounted))),
             "{found:?}"
         );
         assert!(!found.iter().any(|(n, _)| *n == idle), "{found:?}");
-        // the device being mounted itself is left out
-        let found = vzfs::nodecache::held_device_uuids(&mounted);
+        let found = vzfs::nodecache::mounted_here_uuids("ext4", &mounted);
         assert!(!found.iter().any(|(n, _)| *n == mounted), "{found:?}");
+        assert!(
+            vzfs::nodecache::mounted_here_uuids("xfs", Path::new("/dev/none"))
+                .iter()
+                .all(|(n, _)| *n != mounted)
+        );
         assert!(Command::new("umount")
             .arg("/vz/mnt-h")
             .status()
