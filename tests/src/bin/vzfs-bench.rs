@@ -1196,12 +1196,11 @@ fn section_hook(lab: &mut Lab, o: &Opts) -> Res<Report> {
         None,
         o.pairs,
     )?;
-    r.summary.extend(scale_tiers(
-        lab,
-        o,
-        "hook",
-        &[Method::TrueFloor, Method::Hook, Method::Seed],
-    )?);
+    let mut methods = vec![Method::TrueFloor, Method::Hook, Method::Seed];
+    if lab.also_hook.is_some() {
+        methods.push(Method::AltHook);
+    }
+    r.summary.extend(scale_tiers(lab, o, "hook", &methods)?);
     Ok(r)
 }
 
@@ -1248,8 +1247,8 @@ fn scale_tiers(lab: &mut Lab, o: &Opts, name: &str, methods: &[Method]) -> Res<V
                 hook.median(),
                 verdict(r, target)
             );
-            if let Some(seed) = s.get(2) {
-                l.push_str(&format!("; {} {:.3} ms", methods[2].label(), seed.median()));
+            for (m, x) in methods.iter().zip(&s).skip(2) {
+                l.push_str(&format!("; {} {:.3} ms", m.label(), x.median()));
             }
             lines.push(l);
         }
