@@ -28,6 +28,13 @@
 //!   `10.X.Y.(i+1)/24` with a subnet derived from the pid and a counter.
 //!   Nothing of the network exists in the machine's own namespace.
 //!
+//! A host's view of a LUN can also be *held up* ([`Lab::present_held`]):
+//! its loop device is bound to the LUN's image through a passthrough FUSE
+//! filesystem (`tests/held-fuse.py`, run by the lab) whose writes are held
+//! while a pause file exists, as a suspended device-mapper path holds them
+//! (this machine's kernel may have no device-mapper). Teardown resumes them
+//! first and kills the FUSE daemon last.
+//!
 //! Names are `vzl<pid>x<counter>`, so labs in parallel tests (threads) or in
 //! several test processes never collide.
 
@@ -569,6 +576,68 @@ impl Host {
     }
 }
 
+/// The FUSE passthrough of a held-up view (`tests/held-fuse.py`).
+const HELD_FUSE: &str = include_str!("../held-fuse.py");
+
+/// The Python that runs [`HELD_FUSE`]: Debian's, where python3-fusepy is.
+const HELD_PYTHON: &str = "/usr/bin/python3";
+
+/// The FUSE daemon behind a held-up view, owned by the lab.
+#[derive(Debug)]
+struct HeldDaemon {
+    child: Child,
+    mount: PathBuf,
+    pause: PathBuf,
+}
+
+/// A host's view of a disk whose writes can be held up and resumed
+/// ([`Lab::present_held`]): while held, every write of that host to the
+/// disk waits (its kernel's I/O blocks, as under `dmsetup suspend`); reads
+/// go on; the other hosts' views are untouched.
+#[derive(Debug, Clone)]
+pub struct HeldView {
+    pub disk: String,
+    pub host: String,
+    /// The file inside the FUSE mount (on the machine) that the host's
+    /// loop device is bound to.
+    pub file: PathBuf,
+    /// The daemon's output (for a failing test's message).
+    pub log: PathBuf,
+    pause: PathBuf,
+}
+
+impl HeldView {
+    /// Holds every later write of this view (one already answered is not
+    /// undone).
+    pub fn hold(&self) -> Result<()> {
+        fs::write(&self.pause, b"").map_err(|e| LabError::io("create pause file", &self.pause, e))
+    }
+    /// Lets the held writes go on (idempotent).
+    pub fn resume(&self) -> Result<()> {
+        match fs::remove_file(&self.pause) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(LabError::io("remove pause file", &self.pause, e)),
+        }
+    }
+    /// Whether writes are held now.
+    pub fn is_held(&self) -> bool {
+        self.pause.exists()
+    }
+}
+
+/// Resumes a held-up view when dropped, also on panic: declare it after the
+/// lab, so that it drops first and nothing waits on a held write while the
+/// test unwinds (the lab's teardown resumes them too).
+#[derive(Debug)]
+pub struct ResumeOnDrop<'a>(pub &'a HeldView);
+
+impl Drop for ResumeOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.resume();
+    }
+}
+
 #[derive(Debug)]
 struct LoopDev {
     device: PathBuf,
@@ -590,6 +659,7 @@ pub struct Lab {
     netns: Mutex<Vec<String>>,
     loops: Mutex<Vec<LoopDev>>,
     disks: Mutex<Vec<Disk>>,
+    held: Mutex<Vec<HeldDaemon>>,
     torn_down: Mutex<bool>,
     legacy: Option<Legacy>,
 }
@@ -659,6 +729,7 @@ impl Lab {
             netns: Mutex::new(Vec::new()),
             loops: Mutex::new(Vec::new()),
             disks: Mutex::new(Vec::new()),
+            held: Mutex::new(Vec::new()),
             torn_down: Mutex::new(false),
             legacy: None,
         };
@@ -1301,6 +1372,132 @@ mount -t tmpfs -o mode=1777 lab-shm /dev/shm
     /// Presents an existing disk to one more host (a new loop device over
     /// the same image): e.g. zoning a LUN to a node later.
     pub fn present(&self, disk: &str, host: &str) -> Result<Disk> {
+        let image = self
+            .disk(disk)
+            .ok_or_else(|| LabError::Usage(format!("no disk {disk} in the lab")))?
+            .image;
+        self.present_file(disk, host, &image)
+    }
+
+    /// Presents an existing disk to one more host through a view whose
+    /// writes can be held up ([`HeldView::hold`], [`HeldView::resume`]):
+    /// the host's loop device is bound to the disk's image as a FUSE
+    /// passthrough shows it (`tests/held-fuse.py`, `direct_io`, nothing
+    /// cached), so it reads and writes the same LUN as every other host.
+    /// Needs `/dev/fuse`, `/usr/bin/python3` with python3-fusepy and
+    /// libfuse2 (scripts/install-prereqs). The lab owns the daemon: its
+    /// teardown resumes the writes first, detaches the loop device, then
+    /// unmounts the FUSE filesystem and kills the daemon.
+    pub fn present_held(&self, disk: &str, host: &str) -> Result<(Disk, HeldView)> {
+        let d = self
+            .disk(disk)
+            .ok_or_else(|| LabError::Usage(format!("no disk {disk} in the lab")))?;
+        if self.try_host(host).is_none() {
+            return Err(LabError::Usage(format!("no host {host} in the lab")));
+        }
+        if d.try_device(host).is_some() {
+            return Err(LabError::Usage(format!(
+                "disk {disk} is already presented to {host}"
+            )));
+        }
+        if !Path::new("/dev/fuse").exists() {
+            return Err(LabError::Preflight {
+                reason: "no /dev/fuse (modprobe fuse) for a held-up view of a LUN".into(),
+            });
+        }
+        let probe = cmd::machine(&[
+            HELD_PYTHON,
+            "-c",
+            "try:\n import fusepy\nexcept ImportError:\n import fuse",
+        ])?;
+        if !probe.success() {
+            return Err(LabError::Preflight {
+                reason: format!(
+                    "{HELD_PYTHON} cannot import fusepy (install python3-fusepy and libfuse2): {}",
+                    cmd::tail(&probe.stderr, 300)
+                ),
+            });
+        }
+        let script = self.dir.join("held-fuse.py");
+        if !script.exists() {
+            fs::write(&script, HELD_FUSE).map_err(|e| LabError::io("write", &script, e))?;
+        }
+        let dir = self.dir.join("held").join(format!("{disk}-{host}"));
+        let mount = dir.join("mnt");
+        fs::create_dir_all(&mount).map_err(|e| LabError::io("mkdir", &mount, e))?;
+        let pause = dir.join("pause");
+        let log = dir.join("daemon.log");
+        let out = fs::File::create(&log).map_err(|e| LabError::io("create", &log, e))?;
+        let err = out.try_clone().map_err(|e| LabError::io("dup", &log, e))?;
+        let mut c = Command::new(HELD_PYTHON);
+        c.arg(&script)
+            .arg(&d.image)
+            .arg(&mount)
+            .arg(&pause)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        let child = c.spawn().map_err(|source| LabError::Spawn {
+            place: "machine".into(),
+            cmd: format!("{HELD_PYTHON} {}", script.display()),
+            source,
+        })?;
+        lock(&self.held).push(HeldDaemon {
+            child,
+            mount: mount.clone(),
+            pause: pause.clone(),
+        });
+        let file = mount.join(d.image.file_name().unwrap_or_default());
+        let size = fs::metadata(&d.image)
+            .map_err(|e| LabError::io("stat", &d.image, e))?
+            .len();
+        let t0 = Instant::now();
+        loop {
+            let mounted = fs::read_to_string("/proc/self/mountinfo")
+                .map(|m| {
+                    m.lines().any(|l| {
+                        l.split_whitespace().nth(4) == Some(&*mount.to_string_lossy())
+                            && l.contains(" - fuse ")
+                    })
+                })
+                .unwrap_or(false);
+            if mounted
+                && fs::metadata(&file)
+                    .map(|m| m.len() == size)
+                    .unwrap_or(false)
+            {
+                break;
+            }
+            let exited = !lock(&self.held)
+                .iter_mut()
+                .filter(|h| h.mount == mount)
+                .any(|h| matches!(h.child.try_wait(), Ok(None)));
+            if exited || t0.elapsed() > TIMEOUT {
+                return Err(LabError::Usage(format!(
+                    "the held-up view of {disk} for {host}: the FUSE daemon {} ({}): {}",
+                    if exited { "exited" } else { "did not come up" },
+                    mount.display(),
+                    cmd::tail(&fs::read_to_string(&log).unwrap_or_default(), 500)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let disk = self.present_file(disk, host, &file)?;
+        Ok((
+            disk,
+            HeldView {
+                disk: d.name.clone(),
+                host: host.to_string(),
+                file,
+                log,
+                pause,
+            },
+        ))
+    }
+
+    /// Binds a new loop device of `host` to `file` (the disk's image, or
+    /// a view of it) and presents it as the disk.
+    fn present_file(&self, disk: &str, host: &str, file: &Path) -> Result<Disk> {
         let h = self
             .try_host(host)
             .ok_or_else(|| LabError::Usage(format!("no host {host} in the lab")))?;
@@ -1312,10 +1509,10 @@ mount -t tmpfs -o mode=1777 lab-shm /dev/shm
                 "disk {disk} is already presented to {host}"
             )));
         }
-        let (device, backing) = crate::loopdev::attach(&d.image).map_err(LabError::Loop)?;
+        let (device, backing) = crate::loopdev::attach(file).map_err(LabError::Loop)?;
         lock(&self.loops).push(LoopDev {
             device: device.clone(),
-            image: d.image.clone(),
+            image: file.to_path_buf(),
             backing,
         });
         let st = nix::sys::stat::stat(&device).map_err(|source| LabError::Sys {
@@ -1387,6 +1584,15 @@ mount -t tmpfs -o mode=1777 lab-shm /dev/shm
             *done = true;
         }
         let mut problems = Vec::new();
+        // 0. Held-up views: their writes go on, so that nothing below waits
+        //    on a held write (an unmount's last MMP update, a dying kmmpd).
+        for d in lock(&self.held).iter() {
+            match fs::remove_file(&d.pause) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => problems.push(format!("resume {}: {e}", d.pause.display())),
+            }
+        }
         // 1. Processes: sshd, then everything in the hosts' namespaces
         //    (workloads, leftovers), then the namespace holders. With no
         //    process left, a host's mount namespace and its mounts go away.
@@ -1437,6 +1643,18 @@ mount -t tmpfs -o mode=1777 lab-shm /dev/shm
                     break;
                 }
             }
+        }
+        // 3b. The FUSE daemons of held-up views, once no loop device is
+        //     bound to their files any more: unmounted (lazily), then
+        //     killed (a write still pending then fails with ENOTCONN).
+        for mut d in lock(&self.held).drain(..) {
+            if let Err(e) = nix::mount::umount2(&d.mount, nix::mount::MntFlags::MNT_DETACH) {
+                if e != nix::errno::Errno::EINVAL && e != nix::errno::Errno::ENOENT {
+                    problems.push(format!("umount {}: {e}", d.mount.display()));
+                }
+            }
+            let _ = d.child.kill();
+            let _ = d.child.wait();
         }
         // 4. The scratch directory.
         if self.dir.exists() {

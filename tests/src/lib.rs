@@ -52,7 +52,7 @@ pub mod workload;
 
 pub use cmd::Output;
 pub use error::{LabError, Result};
-pub use lab::{Attachment, Disk, DiskSpec, Fs, Host, Lab, LabBuilder};
+pub use lab::{Attachment, Disk, DiskSpec, Fs, HeldView, Host, Lab, LabBuilder, ResumeOnDrop};
 
 /// An error and all its sources on one line (`a: b: c`), as binaries print them.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
