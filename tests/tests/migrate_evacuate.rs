@@ -3,7 +3,8 @@
 //! is undone alone while the others move; kill -9 of the whole run then
 //! `--recover all`; a container named twice is refused; a container that
 //! cannot move is reported before any change (`--check-only` prints the
-//! plan of each). A few small insulated containers (d2) keep these fast.
+//! plan of each); copies run at most `--copy-jobs` at a time. A few small
+//! containers keep these fast.
 
 mod common;
 use common::*;
@@ -371,5 +372,66 @@ fn evacuate_sigint_stops_the_queue() {
         );
     }
     let _ = lab.host("b").vzctl(&["stop", "102"]);
+    lab.teardown().unwrap();
+}
+
+/// Copies (scenario a here) run at most `--copy-jobs` at a time whatever
+/// `--jobs` allows: with `--jobs 4 --copy-jobs 1` and every copy held for
+/// 0.4 s at its first sync (a failpoint), no container starts while another
+/// one's copy runs, and all three move (with `--copy-jobs 3` this test
+/// fails: the copies overlap).
+#[test]
+fn copies_are_limited_by_copy_jobs() {
+    let Some(lab) = lab("copies_are_limited_by_copy_jobs") else {
+        return;
+    };
+    let (a, b) = (lab.host("a"), lab.host("b"));
+    for id in ["101", "102", "103"] {
+        a.vzctl(&["create", id, "--ostemplate", "lab-minimal"])
+            .unwrap()
+            .ok()
+            .unwrap();
+    }
+    let (code, err) = run_failpoints(
+        a,
+        &[
+            "vzfs-migrate",
+            "--jobs",
+            "4",
+            "--copy-jobs",
+            "1",
+            "b",
+            "101",
+            "102",
+            "103",
+        ],
+        "after:sync-1=sleep(400)",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    // Between one container's "started" and its end, no other starts.
+    let mut running: Option<String> = None;
+    let mut ended = 0;
+    for l in err.lines() {
+        let Some((ct, rest)) = l.split_once(" -> b: ") else {
+            continue;
+        };
+        if rest.starts_with("started") {
+            assert!(
+                running.is_none(),
+                "{ct} started while {} was copying:\n{err}",
+                running.unwrap_or_default()
+            );
+            running = Some(ct.to_string());
+        } else if rest.starts_with("migrated") {
+            assert_eq!(running.as_deref(), Some(ct), "{err}");
+            running = None;
+            ended += 1;
+        }
+    }
+    assert_eq!(ended, 3, "{err}");
+    for id in ["101", "102", "103"] {
+        assert!(conf(b, id).is_some() && conf(a, id).is_none(), "CT {id}");
+        assert_eq!(ct_status(b, id), format!("CTID {id} exist unmounted down"));
+    }
     lab.teardown().unwrap();
 }
