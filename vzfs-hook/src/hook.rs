@@ -242,8 +242,9 @@ fn container_areas(etc: &VzEtc, ct: &CtFs) -> Result<paths::Areas> {
 /// Refuses when the same filesystem (by UUID) is mounted on this node
 /// through another device node. Uses the kernel's per-type list of mounted
 /// devices in `/sys/fs/<type>`, which covers every mount namespace; where
-/// the kernel has none (xfs before 3.18, btrfs before 3.14), the mounts of
-/// this namespace ([`nodecache::mounted_here_uuids`]).
+/// the kernel has none (xfs before 3.18, btrfs before 3.14; ext2/ext3 under
+/// their own drivers on 2.6.32), the mounts of this namespace
+/// ([`nodecache::mounted_here_uuids`]).
 fn check_same_fs_elsewhere(fs: &FsInfo, dev: &Device, lockdir: &Path) -> Result<()> {
     let Some(uuid) = &fs.uuid else { return Ok(()) };
     let dir = match fs.fstype.as_str() {
@@ -265,11 +266,18 @@ fn check_same_fs_elsewhere(fs: &FsInfo, dev: &Device, lockdir: &Path) -> Result<
     // on one path is still the same filesystem): its UUID from the node
     // index while the kernel's entry for that mount is the one recorded,
     // else from its superblock. A match is read again before the refusal.
-    let mounted = if Path::new(dir).is_dir() {
+    let mut mounted = if Path::new(dir).is_dir() {
         nodecache::mounted_uuids(dir, &dev.node, lockdir)
     } else {
         nodecache::mounted_here_uuids(&fs.fstype, &dev.node)
     };
+    // 2.6.32 mounts ext2/ext3 with drivers of their own, which are not in
+    // /sys/fs/ext4: such a filesystem may be mounted under either name
+    if matches!(fs.fstype.as_str(), "ext2" | "ext3") {
+        for t in ["ext2", "ext3"] {
+            mounted.extend(nodecache::mounted_here_uuids(t, &dev.node));
+        }
+    }
     for (node, other_uuid) in mounted {
         if other_uuid != *uuid {
             continue;
