@@ -66,7 +66,7 @@ install: release
 # time) runs the release builds as on an OpenVZ 6 node: ../shared's
 # oldkernel (2.6.32 system calls) and CentOS 6 toolset.
 test: prereqs build package
-	$(CARGO) test --workspace -- --test-threads=$(TEST_THREADS)
+	VZFS_SHARED_DIR=$(SHARED) $(CARGO) test --workspace -- --test-threads=$(TEST_THREADS)
 	@echo "== the hook's root tests again, against the static vzfs-hook the packages ship"
 	VZFS_HOOK_BIN=$(CURDIR)/target/release/vzfs-hook $(CARGO) test -p vzfs-hook --test hook_root --test hook_adversary -- --test-threads=$(TEST_THREADS)
 	@echo "== the hook's root tests a third time, as on an OpenVZ 6 node: under the system calls of Linux 2.6.32 with the CentOS 6 tools (scripts/legacy-hook)"
