@@ -872,6 +872,31 @@ impl Cluster<'_> {
     }
 }
 
+/// Runs the agent `action` on `h` as Pacemaker would for resource `ct101`
+/// of container [`CTID`] with the shared `config` (no cluster needed), plus
+/// `extra` environment; any exit code.
+pub fn run_agent(h: &Host, action: &str, config: &Path, extra: &[(&str, &str)]) -> crate::Output {
+    let mut c = h.command(&[AGENT, action]);
+    c.env("OCF_ROOT", "/usr/lib/ocf")
+        .env("OCF_RESOURCE_INSTANCE", RSC)
+        .env("OCF_RESKEY_ctid", CTID)
+        .env("OCF_RESKEY_config", config)
+        .env("OCF_RESKEY_CRM_meta_interval", "10000");
+    for (k, v) in extra {
+        c.env(k, v);
+    }
+    let o = c.output().expect("run the agent in the host");
+    use std::os::unix::process::ExitStatusExt;
+    crate::Output {
+        place: format!("host {}", h.name()),
+        cmd: format!("{AGENT} {action}"),
+        code: o.status.code(),
+        signal: o.status.signal(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
 /// A failover's phases, in seconds: from the failure to the fence agent's
 /// start (detection: token timeout, new membership, scheduling), the fence
 /// agent, from the fencing to the LUN mounted on the survivor (the agent's

@@ -363,21 +363,8 @@ fn legacy_ocf_agent_and_kernel_features() {
     let shared = vzfs_lab::cluster::create_container(&lab, "a", &lun).unwrap();
     vzfs_lab::cluster::install_agents(&lab).unwrap();
     let agent = |action: &str| {
-        let mut c = a.command(&[vzfs_lab::cluster::AGENT, action]);
-        c.env("OCF_ROOT", "/usr/lib/ocf")
-            .env("OCF_RESOURCE_INSTANCE", "ct101")
-            .env("OCF_RESKEY_ctid", CT)
-            .env("OCF_RESKEY_config", &shared)
-            .env("OCF_RESKEY_CRM_meta_interval", "10000");
-        let o = c.output().unwrap();
-        (
-            o.status.code(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            ),
-        )
+        let o = vzfs_lab::cluster::run_agent(a, action, &shared, &[]);
+        (o.code, o.all())
     };
     assert_eq!(agent("monitor").0, Some(7), "not running yet");
     let (code, out) = agent("start");

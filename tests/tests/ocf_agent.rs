@@ -11,25 +11,7 @@ use vzfs_lab::cluster::{self, AGENT, CTID};
 use vzfs_lab::{Fs, Host, Lab};
 
 fn agent(h: &Host, action: &str, config: &Path, extra: &[(&str, &str)]) -> vzfs_lab::Output {
-    let mut c = h.command(&[AGENT, action]);
-    c.env("OCF_ROOT", "/usr/lib/ocf")
-        .env("OCF_RESOURCE_INSTANCE", "ct101")
-        .env("OCF_RESKEY_ctid", CTID)
-        .env("OCF_RESKEY_config", config)
-        .env("OCF_RESKEY_CRM_meta_interval", "10000");
-    for (k, v) in extra {
-        c.env(k, v);
-    }
-    let o = c.output().expect("run the agent in the host");
-    use std::os::unix::process::ExitStatusExt;
-    vzfs_lab::Output {
-        place: format!("host {}", h.name()),
-        cmd: format!("{AGENT} {action}"),
-        code: o.status.code(),
-        signal: o.status.signal(),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
+    cluster::run_agent(h, action, config, extra)
 }
 
 fn local_conf_exists(h: &Host) -> bool {
