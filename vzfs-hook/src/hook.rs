@@ -217,13 +217,17 @@ fn container_areas(etc: &VzEtc, ct: &CtFs) -> Result<paths::Areas> {
             paths::normal(&canon(r.clone())).into(),
         ));
     }
-    let global = match &ct.global {
-        Some(g) => g.clone(),
-        None => crate::config::read(&etc.global_conf()).unwrap_or_else(|_| ConfigFile {
-            path: etc.global_conf(),
-            entries: Vec::new(),
-        }),
-    };
+    // the global config as already read (no copy on the hot path)
+    let global =
+        match &ct.global {
+            Some(g) => std::borrow::Cow::Borrowed(g),
+            None => std::borrow::Cow::Owned(
+                crate::config::read(&etc.global_conf()).unwrap_or_else(|_| ConfigFile {
+                    path: etc.global_conf(),
+                    entries: Vec::new(),
+                }),
+            ),
+        };
     for key in ["VE_PRIVATE", "VE_ROOT"] {
         if let Some(dir) = global.first(key).and_then(|v| paths::template_dir(&v.raw)) {
             out.templates.push((key, canon(dir)));
